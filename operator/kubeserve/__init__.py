@@ -1,0 +1,1 @@
+"""Kubeserve: a Kubernetes operator for model serving."""

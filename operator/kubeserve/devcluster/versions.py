@@ -1,0 +1,43 @@
+"""The one place that pins every control-plane component the dev cluster builds.
+
+Bumping a version here changes the cache directory, so a new build happens
+beside the old one instead of mixing binaries of two releases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KUBERNETES = "v1.36.3"
+ETCD = "v3.6.16"
+KWOK = "v0.8.0"
+GATEWAY_API = "v1.6.3"
+
+
+@dataclass(frozen=True)
+class GoBinary:
+    """A binary built from a Go module: the package to build and the name it gets."""
+
+    name: str
+    package: str
+
+
+KUBERNETES_BINARIES = (
+    GoBinary("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
+    GoBinary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
+    GoBinary("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+)
+ETCD_BINARY = GoBinary("etcd", "go.etcd.io/etcd/server/v3")
+KWOK_BINARY = GoBinary("kwok", "sigs.k8s.io/kwok/cmd/kwok")
+
+
+def staging_version(kubernetes: str = KUBERNETES) -> str:
+    """Staging modules (k8s.io/api, ...) are tagged v0.X.Y for Kubernetes v1.X.Y."""
+    return "v0." + kubernetes.removeprefix("v1.")
+
+
+def as_text() -> str:
+    """Versions as `kubeserve dev status` prints them."""
+    return (
+        f"kubernetes {KUBERNETES}, etcd {ETCD}, kwok {KWOK}, gateway-api {GATEWAY_API}"
+    )
