@@ -1,0 +1,47 @@
+# Kubeserve developer targets. `make dev` once, then `make cluster` and `make run`, and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS := dev,server,sklearn,xgboost,lightgbm,onnx,storage
+
+.PHONY: dev build cluster cluster-down run test test-unit lint crds
+
+$(BIN)/kubeserve: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+## Set up: the virtualenv with every extra, and the control-plane binaries (cached outside the clone).
+dev: $(BIN)/kubeserve build
+
+## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok once.
+build: $(BIN)/kubeserve
+	$(BIN)/kubeserve dev build
+
+## Start the local control plane with kwok CPU and GPU nodes.
+cluster: $(BIN)/kubeserve
+	$(BIN)/kubeserve dev up
+
+cluster-down: $(BIN)/kubeserve
+	$(BIN)/kubeserve dev down
+
+## Run the operator against the local control plane.
+run: $(BIN)/kubeserve
+	KUBECONFIG=$$($(BIN)/kubeserve dev kubeconfig) $(BIN)/kubeserve run
+
+## Regenerate the CRD YAML in crds/ from the API models.
+crds: $(BIN)/kubeserve
+	$(BIN)/python -m kubeserve.api.crdgen crds
+
+## Every test: unit, real control plane, runtime images. Starts its own control plane unless KUBECONFIG is set.
+test: $(BIN)/kubeserve build
+	$(BIN)/pytest tests
+
+test-unit: $(BIN)/kubeserve
+	$(BIN)/pytest tests/unit
+
+lint: $(BIN)/kubeserve
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
