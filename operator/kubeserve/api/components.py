@@ -1,0 +1,239 @@
+"""The components of an InferenceService (predictor, transformer, explainer), as KServe v1beta1 names them."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from kubeserve.api.common import ApiModel, CelRule, Container, ContainerFields, KubeObject, PodCommon
+
+ProtocolVersion = Literal["v1", "v2", "grpc-v1", "grpc-v2"]
+ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
+ComponentName = Literal["predictor", "transformer", "explainer"]
+
+STORAGE_URI_PATTERN = r"^((gs|s3|https?|hf|oci)://.+|pvc://[^/]+(/.*)?|/.+)$"
+"""Schemes the storage initializer fetches from, plus `pvc://<claim>/<path>` (mounted) and absolute paths
+(already in the image or on a volume). RE2 and Python `re` read it alike."""
+_STORAGE_URI = re.compile(STORAGE_URI_PATTERN)
+
+LEGACY_FRAMEWORKS = (
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "onnx",
+    "pytorch",
+    "tensorflow",
+    "triton",
+    "huggingface",
+    "pmml",
+    "paddle",
+)
+"""KServe's older predictor keys; each means `model` with that `modelFormat.name`."""
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ModelFormat(ApiModel):
+    """The format of a model, which decides the serving runtimes that can load it."""
+
+    name: str = Field(min_length=1, max_length=63)
+    """Name of the format, for example sklearn, xgboost, onnx, pytorch, tensorflow, triton, huggingface."""
+    version: str | None = Field(default=None, max_length=63)
+    """Version of the format; when set, a runtime must list this version (or none) for the format."""
+
+
+class PredictorExtensionSpec(ContainerFields):
+    """A model server container with where its model comes from: the body of a legacy framework key."""
+
+    cel_rules = (
+        CelRule(
+            expression=f"!has(self.storageUri) || self.storageUri.matches('{STORAGE_URI_PATTERN}')",
+            message="storageUri must start with gs://, s3://, https://, http://, hf://, oci:// or "
+            "pvc://<claim>/, or be an absolute path",
+            holds=lambda spec: (
+                spec.storage_uri is None or _STORAGE_URI.fullmatch(spec.storage_uri) is not None
+            ),
+            field_path=".storageUri",
+        ),
+    )
+
+    storage_uri: str | None = Field(default=None, max_length=2048)
+    """Where the model is: gs://, s3://, https://, http://, hf:// and oci:// are downloaded into /mnt/models;
+    pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is."""
+    runtime_version: str | None = Field(default=None, max_length=128)
+    """Image tag of the serving runtime's container, in place of the runtime's own tag."""
+    protocol_version: ProtocolVersion | None = None
+    """Inference protocol the model is served with: v1, v2 (Open Inference Protocol), grpc-v1 or grpc-v2.
+    Unset means v1, as in KServe."""
+    accelerator: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL_PATTERN)
+    """Kubeserve extension: the accelerator class to run on, for example nvidia-a100, as named in the
+    operator's configuration. The pod gets the class's node selector and tolerations, and the runtime's
+    image for that class when the runtime declares one."""
+
+    @property
+    def protocol(self) -> ProtocolVersion:
+        """The protocol in force: an unset protocolVersion counts as v1, as in KServe."""
+        return self.protocol_version or "v1"
+
+
+class ModelSpec(PredictorExtensionSpec):
+    """A model to serve: its format, where it is stored, and optionally the runtime to serve it with."""
+
+    model_format: ModelFormat
+    """Format of the model; a runtime that supports it is chosen unless runtime names one."""
+    runtime: str | None = Field(default=None, max_length=253)
+    """Name of the ServingRuntime (looked up first) or ClusterServingRuntime to use; by format if unset."""
+
+
+class LoggerSpec(ApiModel):
+    """Sends a copy of each request and response to a logging endpoint as CloudEvents."""
+
+    url: str | None = Field(default=None, max_length=2048)
+    """Endpoint that receives the events."""
+    mode: Literal["all", "request", "response"] = "all"
+    """What is logged: requests, responses, or both."""
+
+
+class BatcherSpec(ApiModel):
+    """Groups single requests into batches before they reach the model server."""
+
+    max_batch_size: int | None = Field(default=None, ge=1)
+    """Most requests in one batch."""
+    max_latency: int | None = Field(default=None, ge=1)
+    """Longest time, in milliseconds, a request waits for its batch to fill."""
+    timeout: int | None = Field(default=None, ge=1)
+    """Time limit, in seconds, for a batch."""
+
+
+class ComponentSpec(PodCommon):
+    """What every component has: scaling, rollout and pod-level fields, and optionally custom containers."""
+
+    cel_rules = (
+        CelRule(
+            expression="!has(self.minReplicas) || !has(self.maxReplicas) "
+            "|| self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not be greater than maxReplicas",
+            holds=lambda spec: spec.max_replicas is None or spec.min_replicas <= spec.max_replicas,
+            field_path=".minReplicas",
+        ),
+    )
+
+    containers: Annotated[list[Container], Field(min_length=1, max_length=16)] | None = None
+    """Custom containers, for a model server image of your own; the first one serves."""
+    min_replicas: int = Field(default=1, ge=0)
+    """Fewest replicas; the Deployment never runs fewer than one."""
+    max_replicas: int | None = Field(default=None, ge=1)
+    """Most replicas; an autoscaler is created when it is above minReplicas."""
+    scale_target: int | None = Field(default=None, ge=1)
+    """Target value of scaleMetric per replica: percent of the request for cpu and memory, requests in
+    flight for concurrency, requests per second for rps."""
+    scale_metric: ScaleMetric | None = None
+    """Metric the autoscaler follows: cpu (default), memory, concurrency or rps."""
+    container_concurrency: int | None = Field(default=None, ge=0)
+    """Most requests one replica serves at once; 0 means no limit."""
+    timeout: int | None = Field(default=None, ge=1)
+    """Time limit, in seconds, for one request."""
+    canary_traffic_percent: int | None = Field(default=None, ge=0, le=100)
+    """Percent of traffic sent to the latest revision, the rest going to the last rolled-out one.
+    Unset or 100 promotes the latest revision; 0 rolls back."""
+    logger: LoggerSpec | None = None
+    """Request and response logging."""
+    batcher: BatcherSpec | None = None
+    """Request batching."""
+    deployment_strategy: KubeObject | None = None
+    """Strategy of the component's Deployment (type RollingUpdate or Recreate); RollingUpdate 25%/25% when
+    unset."""
+    service_account_name: str | None = Field(default=None, max_length=253)
+    """ServiceAccount of the pods; its secrets and annotations give the storage credentials."""
+    runtime_class_name: str | None = None
+    """RuntimeClass of the pods."""
+    priority_class_name: str | None = None
+    """PriorityClass of the pods."""
+    topology_spread_constraints: list[KubeObject] | None = None
+    """How the pods spread across zones and nodes."""
+    init_containers: list[Container] | None = None
+    """Containers run before the model server, after the storage initializer."""
+    security_context: KubeObject | None = None
+    """Pod-level security options."""
+    scheduler_name: str | None = None
+    """Scheduler that places the pods."""
+    termination_grace_period_seconds: int | None = Field(default=None, ge=0)
+    """Time a pod has to finish in-flight requests when it stops."""
+    dns_policy: str | None = None
+    """DNS policy of the pods."""
+    dns_config: KubeObject | None = None
+    """DNS options of the pods."""
+    host_aliases: list[KubeObject] | None = None
+    """Entries added to the pods' /etc/hosts."""
+    automount_service_account_token: bool | None = None
+    """Whether the ServiceAccount's token is mounted into the pods."""
+
+
+class PredictorSpec(ComponentSpec):
+    """The predictor: serves the model, given as model, custom containers, or a legacy framework key."""
+
+    cel_rules = (
+        CelRule(
+            expression="["
+            + ", ".join(f"has(self.{key})" for key in ("model", "containers", *LEGACY_FRAMEWORKS))
+            + "].filter(x, x).size() == 1",
+            message="predictor must set exactly one of model, containers, or one framework key ("
+            + ", ".join(LEGACY_FRAMEWORKS)
+            + ")",
+            holds=lambda spec: len(spec.implementations()) == 1,
+        ),
+    )
+
+    model: ModelSpec | None = None
+    """The model to serve, with its format and storage; the serving runtime is chosen by format."""
+    sklearn: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat sklearn."""
+    xgboost: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat xgboost."""
+    lightgbm: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat lightgbm."""
+    onnx: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat onnx."""
+    pytorch: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat pytorch."""
+    tensorflow: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat tensorflow."""
+    triton: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat triton."""
+    huggingface: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat huggingface."""
+    pmml: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat pmml."""
+    paddle: PredictorExtensionSpec | None = None
+    """Legacy form of model with modelFormat paddle."""
+
+    def implementations(self) -> list[str]:
+        """The keys that say how the model is served (model, containers, framework keys): one, if valid."""
+        return [key for key in ("model", "containers", *LEGACY_FRAMEWORKS) if getattr(self, key) is not None]
+
+    def effective_model(self) -> ModelSpec | None:
+        """The model to serve, a legacy framework key read as `model` of that format; None for containers."""
+        if self.model is not None:
+            return self.model
+        for framework in LEGACY_FRAMEWORKS:
+            legacy: PredictorExtensionSpec | None = getattr(self, framework)
+            if legacy is not None:
+                return ModelSpec.model_validate({**legacy.to_dict(), "modelFormat": {"name": framework}})
+        return None
+
+
+class TransformerSpec(ComponentSpec):
+    """The transformer: custom containers that pre- and post-process requests in front of the predictor."""
+
+    containers: Annotated[list[Container], Field(min_length=1, max_length=16)]
+    """Containers of the transformer; the first one serves. It reaches the predictor at
+    <isvc>-predictor.<namespace>."""
+
+
+class ExplainerSpec(ComponentSpec):
+    """The explainer: custom containers that explain the predictor's predictions."""
+
+    containers: Annotated[list[Container], Field(min_length=1, max_length=16)]
+    """Containers of the explainer; the first one serves."""
