@@ -1,0 +1,40 @@
+"""`kubeserve-storage <uri> [dest]`: the init container's command. Exit 0 when the model is in place."""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubeserve_storage.errors import StorageError
+from kubeserve_storage.fetch import fetch
+from kubeserve_storage.uri import ALLOWED
+
+DEFAULT_DEST = Path("/mnt/models")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fetch, and turn a StorageError into one log line naming the URI, and exit status 1."""
+    parser = argparse.ArgumentParser(
+        prog="kubeserve-storage",
+        description="Fetch a model into the model directory, atomically.",
+        epilog="Credentials and endpoints come from the environment: see runtime-images/README.md.",
+    )
+    parser.add_argument("uri", help=f"where the model is: {ALLOWED}")
+    parser.add_argument(
+        "dest", nargs="?", type=Path, default=DEFAULT_DEST, help="model directory (%(default)s)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="kubeserve-storage: %(message)s", stream=sys.stderr)
+    try:
+        downloaded = fetch(args.uri, args.dest)
+    except StorageError as error:
+        print(f"kubeserve-storage: error: cannot fetch {args.uri}: {error}", file=sys.stderr)
+        return 1
+    if downloaded:
+        print(f"kubeserve-storage: {args.uri} is ready in {args.dest}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""What S3 and GCS share: which objects a prefix names, and where each lands under the destination."""
+
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
+
+from kubeserve_storage.errors import StorageError
+from kubeserve_storage.uri import BucketUri
+
+
+def plan(uri: BucketUri, keys: Iterable[str]) -> dict[str, PurePosixPath]:
+    """Map each object key the URI names to its path relative to the destination.
+
+    `bucket/models/iris` names the object `models/iris` itself (saved under its base name) or
+    everything below `models/iris/`, but not `models/iris2/`. A key that would climb out of the
+    destination (`..`) is refused, since object keys are free-form strings.
+    """
+    exact = uri.prefix
+    below = f"{uri.prefix.rstrip('/')}/" if uri.prefix else ""
+    planned: dict[str, PurePosixPath] = {}
+    for key in keys:
+        if key.endswith("/"):  # a console-made "folder" marker, no data
+            continue
+        if exact and key == exact:
+            relative = PurePosixPath(PurePosixPath(key).name)
+        elif key.startswith(below):
+            relative = PurePosixPath(key[len(below) :])
+        else:
+            continue
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise StorageError(f"object key {key!r} would be written outside the destination; refusing it")
+        planned[key] = relative
+    if not planned:
+        where = f"under prefix {uri.prefix!r}" if uri.prefix else "in the bucket"
+        raise StorageError(f"no objects {where} of bucket {uri.bucket!r}: is the path right?")
+    return planned
+
+
+def download_all(planned: dict[str, PurePosixPath], into: Path, get: Callable[[str, Path], None]) -> None:
+    """Fetch every planned object with `get(key, target)`, creating directories as needed."""
+    for key, relative in planned.items():
+        target = into.joinpath(*relative.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        get(key, target)

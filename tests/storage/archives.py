@@ -1,0 +1,36 @@
+"""Build small tar.gz and zip archives in tests, including hostile ones."""
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+
+def tar_gz(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    """A gzipped tar of `files` (name -> content) and symlinks (name -> target), names taken verbatim."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return path
+
+
+def zip_file(path: Path, files: dict[str, bytes]) -> Path:
+    """A zip of `files` (name -> content), names taken verbatim."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return path
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root`, by its POSIX path relative to it: what a model server would see."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()
+    }

@@ -1,0 +1,52 @@
+"""Which URIs the initializer accepts, and what it says about the ones it refuses, before any I/O."""
+
+from pathlib import Path
+
+import pytest
+
+from kubeserve_storage import StorageError
+from kubeserve_storage.uri import BucketUri, HttpUri, LocalUri, PvcUri, Source, parse
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://models/iris/v1", BucketUri("s3", "models", "iris/v1")),
+        ("s3://models", BucketUri("s3", "models", "")),
+        ("gs://examples/models/sklearn/1.0/model", BucketUri("gs", "examples", "models/sklearn/1.0/model")),
+        ("GS://bucket/x/", BucketUri("gs", "bucket", "x/")),
+        ("https://h:8443/model.tar.gz?sig=1", HttpUri("https://h:8443/model.tar.gz?sig=1", "model.tar.gz")),
+        ("http://host/my%20model.joblib", HttpUri("http://host/my%20model.joblib", "my model.joblib")),
+        ("pvc://claim/models/iris", PvcUri("claim", "models/iris")),
+        ("file:///models/iris", LocalUri(Path("/models/iris"))),
+        ("/models/iris", LocalUri(Path("/models/iris"))),
+        ("relative/dir", LocalUri(Path("relative/dir"))),
+    ],
+)
+def test_parses(uri: str, expected: Source) -> None:
+    assert parse(uri) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        (
+            "ftp://host/model",
+            "unsupported scheme 'ftp://'; use s3://, gs://, https://, http://, pvc://, file://",
+        ),
+        ("hf://org/model", "unsupported scheme 'hf://'"),
+        ("s3://", "s3:// needs a bucket"),
+        ("s3:///key", "s3:// needs a bucket"),
+        ("gs://", "gs:// needs a bucket"),
+        ("https://", "https:// needs a host"),
+        ("https://host/", "must name a file"),
+        ("https://host", "must name a file"),
+        ("pvc://", "pvc:// needs a claim name"),
+        ("file://otherhost/x", "file:// URIs name a local path"),
+        ("", "the URI is empty"),
+    ],
+)
+def test_refuses_with_what_to_do(uri: str, says: str) -> None:
+    with pytest.raises(StorageError) as raised:
+        parse(uri)
+    assert says in str(raised.value)
