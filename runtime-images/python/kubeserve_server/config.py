@@ -1,0 +1,97 @@
+"""The server's command-line flags. Their names are a contract: ClusterServingRuntimes pass them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeserve_server.model import FORMATS
+
+DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    model_name: str
+    model_dir: Path = Path("/mnt/models")
+    model_format: str = "sklearn"
+    model_version: str | None = None
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    grpc_port: int = 8081
+    workers: int = 1
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    log_payload_url: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kubeserve-server",
+        description="Serve one model over the Open Inference Protocol (REST and gRPC) and the v1 protocol.",
+    )
+    p.add_argument("--model_name", "--model-name", required=True, help="the name clients use in URLs")
+    p.add_argument("--model_dir", "--model-dir", type=Path, default=Path("/mnt/models"))
+    p.add_argument("--model_format", "--model-format", choices=sorted(FORMATS), default="sklearn")
+    p.add_argument("--model_version", "--model-version", default=None, help="served at /versions/<this>")
+    p.add_argument("--host", default="0.0.0.0", help="address both listeners bind")
+    p.add_argument("--http_port", "--http-port", type=_port, default=8080)
+    p.add_argument("--grpc_port", "--grpc-port", type=_port, default=8081)
+    p.add_argument("--workers", type=_positive, default=1, help="server processes sharing both ports")
+    p.add_argument(
+        "--max_request_size",
+        "--max-request-size",
+        type=_positive,
+        default=DEFAULT_MAX_REQUEST_SIZE,
+        help="largest request body in bytes (REST and gRPC); larger ones get 413",
+    )
+    p.add_argument(
+        "--tls_cert_file", "--tls-cert-file", type=Path, help="PEM certificate: serve TLS on both ports"
+    )
+    p.add_argument("--tls_key_file", "--tls-key-file", type=Path, help="PEM private key for --tls_cert_file")
+    p.add_argument(
+        "--tls_client_ca_file",
+        "--tls-client-ca-file",
+        type=Path,
+        help="PEM CA bundle: require client certificates",
+    )
+    p.add_argument(
+        "--log_payload_url", "--log-payload-url", help="CloudEvents sink for request/response payloads"
+    )
+    p.add_argument(
+        "--log_level", "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    p = parser()
+    args = p.parse_args(argv)
+    if (args.tls_cert_file is None) != (args.tls_key_file is None):
+        p.error("--tls_cert_file and --tls_key_file go together")
+    if args.tls_client_ca_file is not None and args.tls_cert_file is None:
+        p.error("--tls_client_ca_file needs --tls_cert_file and --tls_key_file")
+    return ServerConfig(**vars(args))

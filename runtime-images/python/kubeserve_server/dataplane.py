@@ -1,0 +1,135 @@
+"""The protocol-agnostic data plane: REST v1, REST v2 and gRPC v2 all call this and only this.
+
+Prediction runs inline on the event loop: a tabular model's predict is short and holds the GIL,
+so a thread hand-off would add latency and no throughput; `--workers` is the way to use more cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from kubeserve_server import __version__
+from kubeserve_server.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
+from kubeserve_server.model import Model
+from kubeserve_server.protocol import (
+    Array,
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    datatype_of,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "kubeserve"
+
+
+class DataPlane:
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.load_error: str | None = None
+
+    async def load(self) -> bool:
+        """Load the model in a thread, so liveness answers while a big model loads.
+
+        A failure is logged once, clearly, and leaves the server up and not ready: a crash loop
+        would hide the message behind restarts.
+        """
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.model.load)
+        except Exception as error:
+            self.load_error = f"{type(error).__name__}: {error}"
+            logger.error(
+                "model %r failed to load from %s: %s",
+                self.model.name,
+                self.model.model_dir,
+                self.load_error,
+                extra={"model": self.model.name, "model_dir": str(self.model.model_dir)},
+            )
+            return False
+        logger.info(
+            "model %r loaded from %s in %.2fs",
+            self.model.name,
+            self.model.model_dir,
+            time.perf_counter() - started,
+            extra={"model": self.model.name, "platform": self.model.platform},
+        )
+        return True
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self.model.ready()
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        return self._model(name, version).ready()
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        model = self._ready_model(name, version)
+        return {
+            "name": model.name,
+            "versions": [model.version] if model.version else [],
+            "platform": model.platform,
+            "inputs": [spec.as_dict() for spec in model.inputs()],
+            "outputs": [spec.as_dict() for spec in model.outputs()],
+        }
+
+    def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
+        model = self._ready_model(name, version)
+        model.check_inputs(request.inputs)
+        outputs = self._predict(model, request)
+        requested = {output.name: output.parameters for output in request.outputs}
+        for output in outputs:
+            output.parameters = requested.get(output.name) or {}
+        return InferResponse(
+            model_name=model.name, model_version=model.version, outputs=outputs, id=request.id
+        )
+
+    def predict_v1(self, name: str, instances: Array) -> Array:
+        """The v1 protocol: a batch of instances in, the model's default output out."""
+        model = self._ready_model(name, None)
+        specs = model.inputs()
+        tensor = InferInput(
+            name=specs[0].name if specs else "input-0",
+            datatype=datatype_of(instances),
+            shape=list(instances.shape),
+            data=instances,
+        )
+        model.check_inputs([tensor])
+        output: Array = self._predict(model, InferRequest(inputs=[tensor]))[0].data
+        return output
+
+    def _model(self, name: str, version: str | None) -> Model:
+        if name != self.model.name:
+            raise ModelNotFound(f"model {name!r} not found; this server serves {self.model.name!r}")
+        if version is not None and version != self.model.version:
+            versions = [self.model.version] if self.model.version else []
+            raise ModelNotFound(f"model {name!r} has no version {version!r}; its versions are {versions}")
+        return self.model
+
+    def _ready_model(self, name: str, version: str | None) -> Model:
+        model = self._model(name, version)
+        if not model.ready():
+            reason = f"it failed to load: {self.load_error}" if self.load_error else "it is still loading"
+            raise ModelNotReady(f"model {name!r} is not ready: {reason}")
+        return model
+
+    def _predict(self, model: Model, request: InferRequest) -> list[InferOutput]:
+        try:
+            return model.predict(request.inputs, [output.name for output in request.outputs])
+        except InferenceError:
+            raise
+        except (ValueError, TypeError, IndexError) as error:
+            raise InvalidInput(f"model {model.name!r} rejected the input: {error}") from None
+        except Exception as error:
+            logger.exception("model %r failed to predict", model.name)
+            raise InferenceError(f"model {model.name!r} failed to predict: {type(error).__name__}") from None

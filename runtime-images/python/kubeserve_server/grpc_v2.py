@@ -1,0 +1,272 @@
+"""The gRPC adapter: the v2 `GRPCInferenceService`, translating protobuf to and from the data plane.
+
+Tensors arrive either in typed `contents` or as little-endian `raw_input_contents`; the answer uses
+the same form as the request (raw also whenever an output is FP16, which has no typed field).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeAlias
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from kubeserve_server.dataplane import DataPlane
+from kubeserve_server.errors import InferenceError, InvalidInput
+from kubeserve_server.metrics import Metrics
+from kubeserve_server.payload_log import PayloadLogger
+from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
+from kubeserve_server.protocol import (
+    Array,
+    InferInput,
+    InferRequest,
+    InferResponse,
+    Parameters,
+    RequestedOutput,
+    dtype_for,
+    element_count,
+)
+
+SERVICE = "inference.GRPCInferenceService"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+# Which typed `InferTensorContents` field carries each datatype (FP16 has none: raw only).
+CONTENTS_FIELDS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+_STATUS_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+_LENGTH = struct.Struct("<I")
+
+
+def parameters_from_proto(parameters: Any) -> Parameters:
+    result: Parameters = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        if choice is not None:
+            result[key] = getattr(parameter, choice)
+    return result
+
+
+def parameters_to_proto(parameters: Parameters, target: Any) -> None:
+    for key, value in parameters.items():
+        if isinstance(value, bool):
+            target[key].bool_param = value
+        elif isinstance(value, int):
+            if value >= 2**63:
+                target[key].uint64_param = value
+            else:
+                target[key].int64_param = value
+        elif isinstance(value, float):
+            target[key].double_param = value
+        else:
+            target[key].string_param = value
+
+
+def _bytes_elements(raw: bytes, where: str) -> list[bytes]:
+    """Split BYTES raw contents: each element is a 4-byte little-endian length and the bytes."""
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise InvalidInput(f"{where}: truncated BYTES length prefix")
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise InvalidInput(f"{where}: BYTES element runs past the end of the data")
+        items.append(raw[offset : offset + length])
+        offset += length
+    return items
+
+
+def decode_input(tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | None) -> InferInput:
+    where = f"input {tensor.name!r}"
+    dtype = dtype_for(tensor.datatype)
+    shape = list(tensor.shape)
+    if any(dim < 0 for dim in shape):
+        raise InvalidInput(f"{where}: shape {shape} has a negative dimension")
+    expected = element_count(shape)
+    data: Array
+    if raw is not None:
+        if tensor.datatype == "BYTES":
+            items = _bytes_elements(raw, where)
+            data = np.empty(len(items), dtype=object)
+            data[:] = items
+        else:
+            if len(raw) != expected * dtype.itemsize:
+                raise InvalidInput(
+                    f"{where}: raw contents are {len(raw)} bytes, shape {shape} of {tensor.datatype} "
+                    f"needs {expected * dtype.itemsize}"
+                )
+            data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+    else:
+        field = CONTENTS_FIELDS.get(tensor.datatype)
+        if field is None:
+            raise InvalidInput(f"{where}: {tensor.datatype} has no typed contents; send raw_input_contents")
+        values = getattr(tensor.contents, field)
+        if tensor.datatype == "BYTES":
+            data = np.empty(len(values), dtype=object)
+            data[:] = list(values)
+        else:
+            wide = np.array(list(values), dtype=np.int64 if dtype.kind == "i" else None)
+            if dtype.kind in "iu" and wide.size:
+                limits = np.iinfo(dtype)
+                if wide.min() < limits.min or wide.max() > limits.max:
+                    raise InvalidInput(f"{where}: values outside the range of {tensor.datatype}")
+            data = wide.astype(dtype)
+    if data.size != expected:
+        raise InvalidInput(f"{where}: {data.size} elements but shape {shape} needs {expected}")
+    return InferInput(
+        name=tensor.name,
+        datatype=tensor.datatype,
+        shape=shape,
+        data=data.reshape(shape),
+        parameters=parameters_from_proto(tensor.parameters),
+    )
+
+
+def decode_request(message: pb.ModelInferRequest) -> InferRequest:
+    raw = list(message.raw_input_contents)
+    if raw and len(raw) != len(message.inputs):
+        raise InvalidInput(f"{len(raw)} raw_input_contents for {len(message.inputs)} inputs")
+    return InferRequest(
+        inputs=[
+            decode_input(tensor, raw[index] if raw else None) for index, tensor in enumerate(message.inputs)
+        ],
+        outputs=[
+            RequestedOutput(output.name, parameters_from_proto(output.parameters))
+            for output in message.outputs
+        ],
+        id=message.id or None,
+        parameters=parameters_from_proto(message.parameters),
+    )
+
+
+def _raw_bytes(array: Array, datatype: str) -> bytes:
+    if datatype == "BYTES":
+        items = [item if isinstance(item, bytes) else str(item).encode() for item in array.ravel().tolist()]
+        return b"".join(_LENGTH.pack(len(item)) + item for item in items)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def encode_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse:
+    message = pb.ModelInferResponse(
+        model_name=response.model_name, model_version=response.model_version or "", id=response.id or ""
+    )
+    parameters_to_proto(response.parameters, message.parameters)
+    raw = raw or any(output.datatype == "FP16" for output in response.outputs)
+    for output in response.outputs:
+        datatype = output.datatype
+        tensor = message.outputs.add(name=output.name, datatype=datatype, shape=output.shape)
+        parameters_to_proto(output.parameters, tensor.parameters)
+        if raw:
+            message.raw_output_contents.append(_raw_bytes(output.data, datatype))
+        elif datatype == "BYTES":
+            tensor.contents.bytes_contents.extend(
+                item if isinstance(item, bytes) else str(item).encode()
+                for item in output.data.ravel().tolist()
+            )
+        else:
+            getattr(tensor.contents, CONTENTS_FIELDS[datatype]).extend(output.data.ravel().tolist())
+    return message
+
+
+class InferenceServicer:
+    """The RPC handlers; each one is a thin call into the data plane."""
+
+    def __init__(
+        self, dataplane: DataPlane, metrics: Metrics, payload_logger: PayloadLogger | None = None
+    ) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.payload_logger = payload_logger
+        self._tracker = metrics.track("grpc-v2")
+
+    async def server_live(self, request: pb.ServerLiveRequest, context: Context) -> Message:
+        return pb.ServerLiveResponse(live=self.dataplane.live())
+
+    async def server_ready(self, request: pb.ServerReadyRequest, context: Context) -> Message:
+        return pb.ServerReadyResponse(ready=self.dataplane.ready())
+
+    async def model_ready(self, request: pb.ModelReadyRequest, context: Context) -> Message:
+        try:
+            return pb.ModelReadyResponse(
+                ready=self.dataplane.model_ready(request.name, request.version or None)
+            )
+        except InferenceError as error:
+            await _abort(context, error)
+
+    async def server_metadata(self, request: pb.ServerMetadataRequest, context: Context) -> Message:
+        return pb.ServerMetadataResponse(**self.dataplane.server_metadata())
+
+    async def model_metadata(self, request: pb.ModelMetadataRequest, context: Context) -> Message:
+        try:
+            metadata = self.dataplane.model_metadata(request.name, request.version or None)
+        except InferenceError as error:
+            await _abort(context, error)
+        return pb.ModelMetadataResponse(**metadata)
+
+    async def model_infer(self, request: pb.ModelInferRequest, context: Context) -> Message:
+        started = self._tracker.start()
+        try:
+            response = self.dataplane.infer(
+                request.model_name, request.model_version or None, decode_request(request)
+            )
+            answer = encode_response(response, raw=bool(request.raw_input_contents))
+        except InferenceError as error:
+            self.metrics.error("grpc-v2", error.status)
+            await _abort(context, error)
+        finally:
+            self._tracker.finish(started)
+        if self.payload_logger is not None:
+            self.payload_logger.submit(
+                request.id or None,
+                json_format.MessageToJson(request).encode(),
+                json_format.MessageToJson(answer).encode(),
+                "application/json",
+            )
+        return answer
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        methods: dict[str, tuple[Callable[[Any, Context], Awaitable[Message]], type[Message]]] = {
+            "ServerLive": (self.server_live, pb.ServerLiveRequest),
+            "ServerReady": (self.server_ready, pb.ServerReadyRequest),
+            "ModelReady": (self.model_ready, pb.ModelReadyRequest),
+            "ServerMetadata": (self.server_metadata, pb.ServerMetadataRequest),
+            "ModelMetadata": (self.model_metadata, pb.ModelMetadataRequest),
+            "ModelInfer": (self.model_infer, pb.ModelInferRequest),
+        }
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                name: grpc.unary_unary_rpc_method_handler(
+                    function,
+                    request_deserializer=request_type.FromString,
+                    response_serializer=lambda message: message.SerializeToString(),
+                )
+                for name, (function, request_type) in methods.items()
+            },
+        )
+
+
+async def _abort(context: Context, error: InferenceError) -> NoReturn:
+    """Answer with the gRPC status matching the error's HTTP status (abort always raises)."""
+    await context.abort(_STATUS_CODES.get(error.status, grpc.StatusCode.INTERNAL), error.message)

@@ -1,0 +1,94 @@
+"""Request/response payload logging to a CloudEvents sink, off the request path.
+
+Requests only enqueue; one background task posts the events (binary content mode). When the sink
+is slow the bounded queue fills and further payloads are dropped and counted, never waited for:
+a logging sink must not be able to slow inference down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TYPE = "io.kubeserve.inference.request"
+RESPONSE_TYPE = "io.kubeserve.inference.response"
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    type: str
+    id: str
+    body: bytes
+    content_type: str
+
+
+class PayloadLogger:
+    def __init__(
+        self, sink_url: str, model_name: str, queue_size: int = 1024, verify: bool | str = True
+    ) -> None:
+        self.sink_url = sink_url
+        self.model_name = model_name
+        self.dropped = 0
+        self._verify = verify
+        self._queue: asyncio.Queue[_Event] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, request_id: str | None, request: bytes, response: bytes, content_type: str) -> None:
+        """Queue one exchange as a request event and a response event sharing one id."""
+        event_id = request_id or str(uuid.uuid4())
+        for event in (
+            _Event(REQUEST_TYPE, event_id, request, content_type),
+            _Event(RESPONSE_TYPE, event_id, response, content_type),
+        ):
+            try:
+                self._queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.dropped += 1
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self, drain_seconds: float = 2.0) -> None:
+        """Give queued events a moment to go out, then stop."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), drain_seconds)
+        except TimeoutError:
+            logger.warning("payload log: %d events not sent at shutdown", self._queue.qsize())
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=5.0, verify=self._verify) as client:
+            while True:
+                event = await self._queue.get()
+                try:
+                    await self._post(client, event)
+                finally:
+                    self._queue.task_done()
+
+    async def _post(self, client: httpx.AsyncClient, event: _Event) -> None:
+        headers = {
+            "ce-specversion": "1.0",
+            "ce-id": event.id,
+            "ce-type": event.type,
+            "ce-source": f"kubeserve/{self.model_name}",
+            "ce-time": datetime.now(UTC).isoformat(),
+            "ce-modelname": self.model_name,
+            "content-type": event.content_type,
+        }
+        try:
+            response = await client.post(self.sink_url, content=event.body, headers=headers)
+        except httpx.HTTPError as error:
+            logger.warning("payload log: sink %s unreachable: %s", self.sink_url, error)
+            return
+        if response.status_code >= 300:
+            logger.warning("payload log: sink %s answered %d", self.sink_url, response.status_code)

@@ -1,0 +1,240 @@
+"""The REST adapter: a bare ASGI app for the v2 and v1 protocols, health, metadata and /metrics.
+
+No web framework: routing is a handful of regular expressions and bodies are bytes handed to orjson,
+because framework layers cost more per request than a small model's predict does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
+
+import numpy as np
+import orjson
+
+from kubeserve_server.dataplane import DataPlane
+from kubeserve_server.errors import InferenceError, InvalidInput, PayloadTooLarge
+from kubeserve_server.metrics import Metrics
+from kubeserve_server.openapi import openapi_document
+from kubeserve_server.payload_log import PayloadLogger
+from kubeserve_server.protocol import Array
+from kubeserve_server.v2_json import decode_infer_request, encode_infer_response, parse_json
+
+logger = logging.getLogger(__name__)
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+Response: TypeAlias = tuple[int, bytes, bytes]
+Handler: TypeAlias = Callable[[Scope, Receive, "re.Match[str]"], Awaitable[Response]]
+
+JSON = b"application/json"
+_VERSIONED = r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
+
+
+class _ClientGone(Exception):
+    """The client disconnected before sending its whole body: there is no one to answer."""
+
+
+def _json(status: int, document: Any) -> Response:
+    return status, orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), JSON
+
+
+def _error(status: int, message: str) -> Response:
+    return status, orjson.dumps({"error": message}), JSON
+
+
+def _v1_instances(document: Any) -> Array:
+    """A v1 body's `instances` (or `inputs`) as one array; strings become a BYTES tensor."""
+    if not isinstance(document, dict):
+        raise InvalidInput("body must be a JSON object with 'instances' or 'inputs'")
+    key = "instances" if "instances" in document else "inputs"
+    value = document.get(key)
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("body.instances (or body.inputs) must be a non-empty list")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise InvalidInput(f"body.{key} is not a regular array: {error}") from None
+    if array.dtype.kind == "U":
+        encoded = np.empty(array.size, dtype=object)
+        encoded[:] = [item.encode() for item in array.ravel().tolist()]
+        return encoded.reshape(array.shape)
+    if array.dtype.kind not in "biuf":
+        raise InvalidInput(f"body.{key} must hold numbers, booleans or strings, all of one kind")
+    return array
+
+
+def _v1_predictions(array: Array) -> Any:
+    if array.dtype.kind in "biuf":
+        return np.ascontiguousarray(array)
+    flat = [
+        item.decode(errors="replace") if isinstance(item, bytes) else item for item in array.ravel().tolist()
+    ]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+class RestApp:
+    """The ASGI callable that uvicorn serves."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: Metrics,
+        max_request_size: int,
+        payload_logger: PayloadLogger | None = None,
+    ) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.max_request_size = max_request_size
+        self.payload_logger = payload_logger
+        self._v2 = metrics.track("v2")
+        self._v1 = metrics.track("v1")
+        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+            (re.compile(_VERSIONED + "/infer"), {"POST": self._v2_infer}),
+            (re.compile(r"/v1/models/(?P<name>[^/:]+):predict"), {"POST": self._v1_predict}),
+            (re.compile(r"/v2/health/live|/"), {"GET": self._live}),
+            (re.compile(r"/v2/health/ready"), {"GET": self._ready}),
+            (re.compile(_VERSIONED + "/ready"), {"GET": self._v2_model_ready}),
+            (re.compile(_VERSIONED), {"GET": self._v2_model_metadata}),
+            (re.compile(r"/v2"), {"GET": self._v2_server_metadata}),
+            (re.compile(r"/v1/models"), {"GET": self._v1_models}),
+            (re.compile(r"/v1/models/(?P<name>[^/:]+)"), {"GET": self._v1_model}),
+            (re.compile(r"/metrics"), {"GET": self._metrics}),
+            (re.compile(r"/openapi\.json"), {"GET": self._openapi}),
+        ]
+        self._openapi_body = orjson.dumps(openapi_document(dataplane.model.name))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            status, body, content_type = await self._dispatch(scope, receive)
+        except _ClientGone:
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _dispatch(self, scope: Scope, receive: Receive) -> Response:
+        path: str = scope["path"]
+        for pattern, methods in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            handler = methods.get(scope["method"])
+            if handler is None:
+                return _error(405, f"{scope['method']} is not allowed on {path}; use {', '.join(methods)}")
+            try:
+                return await handler(scope, receive, match)
+            except InferenceError as error:
+                return _error(error.status, error.message)
+        return _error(404, f"no route for {path}")
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole request body, refusing with 413 as soon as it is known to be over the limit."""
+        limit = self.max_request_size
+        for header, value in scope["headers"]:
+            if header == b"content-length":
+                if int(value) > limit:
+                    raise PayloadTooLarge(f"body of {int(value)} bytes is over the limit of {limit} bytes")
+                break
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False) and message["type"] == "http.request":
+            if len(body) > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        return b"".join(chunks)
+
+    async def _v2_infer(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        started = self._v2.start()
+        status = 500
+        try:
+            body = await self._body(scope, receive)
+            request = decode_infer_request(body)
+            response = self.dataplane.infer(match["name"], match["version"], request)
+            answer = encode_infer_response(response)
+            status = 200
+        except InferenceError as error:
+            status = error.status
+            raise
+        finally:
+            self._v2.finish(started)
+            if status != 200:
+                self.metrics.error("v2", status)
+        if self.payload_logger is not None:
+            self.payload_logger.submit(request.id, body, answer, "application/json")
+        return 200, answer, JSON
+
+    async def _v1_predict(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        started = self._v1.start()
+        status = 500
+        try:
+            body = await self._body(scope, receive)
+            predictions = self.dataplane.predict_v1(match["name"], _v1_instances(parse_json(body)))
+            answer = orjson.dumps(
+                {"predictions": _v1_predictions(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY
+            )
+            status = 200
+        except InferenceError as error:
+            status = error.status
+            raise
+        finally:
+            self._v1.finish(started)
+            if status != 200:
+                self.metrics.error("v1", status)
+        if self.payload_logger is not None:
+            self.payload_logger.submit(None, body, answer, "application/json")
+        return 200, answer, JSON
+
+    async def _live(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        return _json(200, {"live": self.dataplane.live()})
+
+    async def _ready(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        ready = self.dataplane.ready()
+        return _json(200 if ready else 503, {"ready": ready})
+
+    async def _v2_model_ready(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        ready = self.dataplane.model_ready(match["name"], match["version"])
+        return _json(200 if ready else 503, {"name": match["name"], "ready": ready})
+
+    async def _v2_model_metadata(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        return _json(200, self.dataplane.model_metadata(match["name"], match["version"]))
+
+    async def _v2_server_metadata(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        return _json(200, self.dataplane.server_metadata())
+
+    async def _v1_models(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        return _json(200, {"models": [self.dataplane.model.name]})
+
+    async def _v1_model(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        ready = self.dataplane.model_ready(match["name"])
+        return _json(200 if ready else 503, {"name": match["name"], "ready": ready})
+
+    async def _metrics(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        return 200, self.metrics.exposition(), self.metrics.content_type.encode()
+
+    async def _openapi(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        return 200, self._openapi_body, JSON

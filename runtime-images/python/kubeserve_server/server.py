@@ -1,0 +1,168 @@
+"""Process wiring: the model, both listeners in one event loop, and the optional worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
+
+import grpc
+import uvicorn
+import uvloop
+
+from kubeserve_server import logs
+from kubeserve_server.config import ServerConfig
+from kubeserve_server.dataplane import DataPlane
+from kubeserve_server.grpc_v2 import InferenceServicer
+from kubeserve_server.metrics import Metrics
+from kubeserve_server.model import model_class
+from kubeserve_server.payload_log import PayloadLogger
+from kubeserve_server.rest import RestApp
+
+logger = logging.getLogger(__name__)
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` stops it, then stops gRPC as well."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_http(config: ServerConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.http_port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _grpc_address(config: ServerConfig) -> str:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"{host}:{config.grpc_port}"
+
+
+def _grpc_credentials(config: ServerConfig) -> grpc.ServerCredentials:
+    assert config.tls_cert_file is not None and config.tls_key_file is not None
+    client_ca = config.tls_client_ca_file.read_bytes() if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
+    """Serve until SIGTERM or SIGINT. The model loads in the background; readiness waits for it."""
+    model = model_class(config.model_format)(config.model_name, config.model_dir, config.model_version)
+    dataplane = DataPlane(model)
+    metrics = Metrics(config.model_name)
+    payload_logger = (
+        PayloadLogger(config.log_payload_url, config.model_name) if config.log_payload_url else None
+    )
+
+    grpc_server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", config.max_request_size),
+            ("grpc.max_send_message_length", -1),
+        ]
+    )
+    grpc_server.add_generic_rpc_handlers((InferenceServicer(dataplane, metrics, payload_logger).handler(),))
+    if config.tls:
+        grpc_server.add_secure_port(_grpc_address(config), _grpc_credentials(config))
+    else:
+        grpc_server.add_insecure_port(_grpc_address(config))
+
+    http = _UvicornServer(
+        uvicorn.Config(
+            RestApp(dataplane, metrics, config.max_request_size, payload_logger),
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=False,
+            ssl_certfile=config.tls_cert_file,
+            ssl_keyfile=config.tls_key_file,
+            ssl_ca_certs=str(config.tls_client_ca_file) if config.tls_client_ca_file else None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls_client_ca_file else ssl.CERT_NONE,
+        )
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, setattr, http, "should_exit", True)
+
+    await grpc_server.start()
+    if payload_logger is not None:
+        payload_logger.start()
+    load = asyncio.create_task(dataplane.load())
+    scheme = "https" if config.tls else "http"
+    logger.info(
+        "serving model %r (%s) on %s://%s:%d and gRPC %s",
+        config.model_name,
+        config.model_format,
+        scheme,
+        config.host,
+        config.http_port,
+        _grpc_address(config),
+    )
+    try:
+        await http.serve(sockets=[http_socket])
+    finally:
+        await grpc_server.stop(grace=5)
+        if payload_logger is not None:
+            await payload_logger.stop()
+        load.cancel()
+        await asyncio.gather(load, return_exceptions=True)
+
+
+def _worker(config: ServerConfig, http_socket: socket.socket) -> None:
+    logs.configure(config.log_level)
+    uvloop.run(serve(config, http_socket))
+
+
+def run(config: ServerConfig) -> None:
+    """One process per worker; the HTTP socket is bound once here and shared, gRPC uses SO_REUSEPORT."""
+    http_socket = bind_http(config)
+    if config.workers == 1:
+        uvloop.run(serve(config, http_socket))
+        return
+    with tempfile.TemporaryDirectory(prefix="kubeserve-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        context = multiprocessing.get_context("spawn")
+        workers: list[BaseProcess] = [
+            context.Process(target=_worker, args=(config, http_socket), name=f"worker-{index}")
+            for index in range(config.workers)
+        ]
+        for worker in workers:
+            worker.start()
+
+        def stop(signum: int, frame: object) -> None:
+            for worker in workers:
+                if worker.is_alive() and worker.pid is not None:
+                    os.kill(worker.pid, signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        logger.info("started %d workers: %s", len(workers), [worker.pid for worker in workers])
+        for worker in workers:
+            worker.join()
+            if worker.exitcode:
+                logger.error(
+                    "%s (pid %s) exited with %s; stopping the others",
+                    worker.name,
+                    worker.pid,
+                    worker.exitcode,
+                )
+                stop(signal.SIGTERM, None)

@@ -1,0 +1,162 @@
+"""The v2 REST JSON body <-> protocol types, with errors that name the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from kubeserve_server.errors import InvalidInput
+from kubeserve_server.protocol import (
+    Array,
+    InferInput,
+    InferRequest,
+    InferResponse,
+    Parameters,
+    RequestedOutput,
+    dtype_for,
+    element_count,
+)
+
+_NUMPY_KINDS_ACCEPTED = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"body is not valid JSON: {error}") from None
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be a JSON object")
+    return value
+
+
+def _parameters(value: Any, where: str) -> Parameters:
+    if value is None:
+        return {}
+    for key, item in _object(value, where).items():
+        if not isinstance(item, str | int | float | bool):
+            raise InvalidInput(f"{where}.{key} must be a string, number or boolean")
+    return value  # type: ignore[no-any-return]
+
+
+def _shape(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in value
+    ):
+        raise InvalidInput(f"{where}.shape must be a list of non-negative integers")
+    return value
+
+
+def decode_tensor(data: Any, datatype: str, shape: list[int], where: str) -> Array:
+    """JSON data (flat or nested, row-major) -> an array of `datatype` and `shape`, or a 400."""
+    dtype = dtype_for(datatype)
+    try:
+        raw = np.asarray(data)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise InvalidInput(f"{where}.data is not a regular array of {datatype}: {error}") from None
+    expected = element_count(shape)
+    if raw.size != expected:
+        raise InvalidInput(f"{where}.data has {raw.size} elements but shape {shape} needs {expected}")
+    if datatype == "BYTES":
+        if raw.size and raw.dtype.kind != "U":
+            raise InvalidInput(f"{where}.data must hold strings for datatype BYTES")
+        array = np.empty(raw.size, dtype=object)
+        array[:] = [item.encode() for item in raw.ravel().tolist()]
+        return array.reshape(shape)
+    if raw.size and raw.dtype.kind not in _NUMPY_KINDS_ACCEPTED[dtype.kind]:
+        raise InvalidInput(f"{where}.data does not hold {datatype} values (found {raw.dtype.kind!r} data)")
+    if raw.size and dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        if raw.min() < limits.min or raw.max() > limits.max:
+            raise InvalidInput(f"{where}.data has values outside the range of {datatype}")
+    return raw.astype(dtype, copy=False).reshape(shape)
+
+
+def decode_infer_request(body: bytes) -> InferRequest:
+    document = _object(parse_json(body), "body")
+    inputs_value = document.get("inputs")
+    if not isinstance(inputs_value, list) or not inputs_value:
+        raise InvalidInput("body.inputs must be a non-empty list of tensors")
+    inputs = []
+    for index, item in enumerate(inputs_value):
+        where = f"inputs[{index}]"
+        tensor = _object(item, where)
+        name, datatype = tensor.get("name"), tensor.get("datatype")
+        if not isinstance(name, str):
+            raise InvalidInput(f"{where}.name must be a string")
+        if not isinstance(datatype, str):
+            raise InvalidInput(f"{where}.datatype must be a string")
+        if "data" not in tensor:
+            raise InvalidInput(f"{where}.data is missing")
+        shape = _shape(tensor.get("shape"), where)
+        inputs.append(
+            InferInput(
+                name=name,
+                datatype=datatype,
+                shape=shape,
+                data=decode_tensor(tensor["data"], datatype, shape, where),
+                parameters=_parameters(tensor.get("parameters"), f"{where}.parameters"),
+            )
+        )
+    outputs_value = document.get("outputs", [])
+    if not isinstance(outputs_value, list):
+        raise InvalidInput("body.outputs must be a list")
+    outputs = []
+    for index, item in enumerate(outputs_value):
+        output = _object(item, f"outputs[{index}]")
+        if not isinstance(output.get("name"), str):
+            raise InvalidInput(f"outputs[{index}].name must be a string")
+        outputs.append(
+            RequestedOutput(
+                output["name"], _parameters(output.get("parameters"), f"outputs[{index}].parameters")
+            )
+        )
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput("body.id must be a string")
+    return InferRequest(
+        inputs=inputs,
+        outputs=outputs,
+        id=request_id,
+        parameters=_parameters(document.get("parameters"), "body.parameters"),
+    )
+
+
+def _json_data(array: Array) -> Any:
+    """Numeric arrays go to orjson as they are (it writes them natively); text goes as str."""
+    flat = np.ascontiguousarray(array).ravel()
+    if flat.dtype.kind in "SO":
+        return [
+            item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in flat.tolist()
+        ]
+    if flat.dtype.kind == "U":
+        return flat.tolist()
+    return flat
+
+
+def encode_infer_response(response: InferResponse) -> bytes:
+    document: dict[str, Any] = {
+        "model_name": response.model_name,
+        "outputs": [
+            {
+                "name": output.name,
+                "datatype": output.datatype,
+                "shape": output.shape,
+                "data": _json_data(output.data),
+                **({"parameters": output.parameters} if output.parameters else {}),
+            }
+            for output in response.outputs
+        ],
+    }
+    if response.model_version is not None:
+        document["model_version"] = response.model_version
+    if response.id is not None:
+        document["id"] = response.id
+    if response.parameters:
+        document["parameters"] = response.parameters
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
