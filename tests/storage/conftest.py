@@ -146,7 +146,7 @@ def _serve(root: Path, tls: ssl.SSLContext | None) -> Iterator[FileServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Files, directory=str(root)))
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     scheme = "https" if tls else "http"
     try:

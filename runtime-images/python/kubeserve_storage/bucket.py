@@ -29,9 +29,12 @@ def plan(uri: BucketUri, keys: Iterable[str]) -> dict[str, PurePosixPath]:
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise StorageError(f"object key {key!r} would be written outside the destination; refusing it")
         planned[key] = relative
+    if not planned and uri.prefix:
+        raise StorageError(
+            f"no objects under prefix {uri.prefix!r} of bucket {uri.bucket!r}: is the path right?"
+        )
     if not planned:
-        where = f"under prefix {uri.prefix!r}" if uri.prefix else "in the bucket"
-        raise StorageError(f"no objects {where} of bucket {uri.bucket!r}: is the path right?")
+        raise StorageError(f"bucket {uri.bucket!r} is empty")
     return planned
 
 
