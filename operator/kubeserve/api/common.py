@@ -45,7 +45,7 @@ class CelRule:
 
 def _schema_extra(schema: dict[str, Any], cls: type[Any]) -> None:
     """Adds a model's CEL rules (its own and inherited) and its pruning choice to its JSON schema."""
-    rules = [rule for klass in reversed(cls.__mro__) for rule in vars(klass).get("cel_rules", ())]
+    rules = cls.all_cel_rules()
     if rules:
         schema["x-kubernetes-validations"] = [rule.as_schema() for rule in rules]
     if getattr(cls, "preserve_unknown_fields", False):
@@ -78,12 +78,16 @@ class ApiModel(BaseModel):
     preserve_unknown_fields: ClassVar[bool] = False
     """Whether the API server keeps fields the schema does not list (core types modelled in part)."""
 
+    @classmethod
+    def all_cel_rules(cls) -> list[CelRule]:
+        """The rules of this class and of its bases, bases first."""
+        return [rule for klass in reversed(cls.__mro__) for rule in vars(klass).get("cel_rules", ())]
+
     @model_validator(mode="after")
     def _check_cel_rules(self) -> ApiModel:
-        for klass in type(self).__mro__:
-            for rule in vars(klass).get("cel_rules", ()):
-                if not rule.holds(self):
-                    raise ValueError(rule.message)
+        for rule in self.all_cel_rules():
+            if not rule.holds(self):
+                raise ValueError(rule.message)
         return self
 
     def to_dict(self) -> dict[str, Any]:
