@@ -4,19 +4,27 @@ Kubernetes and etcd cannot be `go install`ed directly: their go.mod files carry
 `replace` lines into their own source trees. A small generated wrapper module
 requires them instead, pinning every k8s.io staging module to the matching
 v0.X.Y. kwok has no such lines and installs with a plain `go install`.
+Data files that ship inside Go modules (kwok's stages, Gateway API's CRDs) are
+copied out of the module cache next to the binaries.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from kubeserve.devcluster import versions
 from kubeserve.devcluster.versions import GoBinary
+
+KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
+
+
+class BuildError(RuntimeError):
+    """The control plane could not be built; the message says which step failed."""
 
 
 def cache_root() -> Path:
@@ -37,18 +45,33 @@ def kwok_dir() -> Path:
     return cache_root() / f"kwok-{versions.KWOK}"
 
 
+def helm_dir() -> Path:
+    return cache_root() / f"helm-{versions.HELM}"
+
+
+def kwok_stages_file() -> Path:
+    return kwok_dir() / "stages.yaml"
+
+
+def gateway_api_crds_file() -> Path:
+    return cache_root() / f"gateway-api-{versions.GATEWAY_API}" / "standard-crds.yaml"
+
+
 def binary_path(name: str) -> Path:
     """Where a built binary lives; it may not exist yet."""
-    home = {"etcd": etcd_dir(), "kwok": kwok_dir()}.get(name, kubernetes_dir())
+    home = {"etcd": etcd_dir(), "kwok": kwok_dir(), "helm": helm_dir()}.get(name, kubernetes_dir())
     return home / "bin" / name
 
 
 def all_binaries() -> list[GoBinary]:
-    return [*versions.KUBERNETES_BINARIES, versions.ETCD_BINARY, versions.KWOK_BINARY]
+    return [*versions.KUBERNETES_BINARIES, versions.ETCD_BINARY, versions.KWOK_BINARY, versions.HELM_BINARY]
 
 
-def missing_binaries() -> list[str]:
-    return [b.name for b in all_binaries() if not binary_path(b.name).is_file()]
+def missing_artifacts() -> list[str]:
+    """Names of whatever `ensure_built` would still have to make."""
+    missing = [b.name for b in all_binaries() if not binary_path(b.name).is_file()]
+    missing += [p.name for p in (kwok_stages_file(), gateway_api_crds_file()) if not p.is_file()]
+    return missing
 
 
 def _go_env() -> dict[str, str]:
@@ -58,25 +81,22 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path) -> None:
-    print("+", " ".join(args), flush=True)
-    subprocess.run(args, cwd=cwd, env=_go_env(), check=True)
+def _go(args: list[str], cwd: Path | None = None, extra_env: dict[str, str] | None = None) -> str:
+    if shutil.which("go") is None:
+        raise BuildError("Go is needed to build the control plane binaries, and `go` is not on PATH")
+    print("+ go", " ".join(args), flush=True)
+    result = subprocess.run(
+        ["go", *args], cwd=cwd, env=_go_env() | (extra_env or {}), stdout=subprocess.PIPE, text=True
+    )
+    if result.returncode != 0:
+        raise BuildError(f"`go {' '.join(args[:2])}` failed with exit code {result.returncode}")
+    return result.stdout
 
 
-def _go_mod_file(module: str, version: str, workdir: Path) -> str:
-    """The go.mod text of a module version, fetched through the module proxy."""
-    out = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        cwd=workdir,
-        env=_go_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    match = re.search(r'"GoMod":\s*"([^"]+)"', out)
-    if match is None:
-        raise RuntimeError(f"go mod download gave no go.mod for {module}@{version}")
-    return Path(match.group(1)).read_text()
+def module_dir(module: str, version: str) -> Path:
+    """The unpacked source of a module version in Go's module cache."""
+    info = json.loads(_go(["mod", "download", "-json", f"{module}@{version}"], cwd=cache_root()))
+    return Path(info["Dir"])
 
 
 def staging_replaces(kubernetes_go_mod: str, staging_version: str) -> list[str]:
@@ -85,7 +105,7 @@ def staging_replaces(kubernetes_go_mod: str, staging_version: str) -> list[str]:
     return [f"\t{m} => {m} {staging_version}" for m in modules]
 
 
-def _version_ldflags() -> str:
+def kubernetes_ldflags() -> list[str]:
     """Stamp the version the way Kubernetes' own build does; v0.0.0 confuses compatibility checks."""
     major, minor = versions.KUBERNETES.removeprefix("v").split(".")[:2]
     fields = {
@@ -95,61 +115,89 @@ def _version_ldflags() -> str:
         "gitTreeState": "clean",
         "buildDate": "1970-01-01T00:00:00Z",
     }
-    flags = [
+    return [
         f"-X {package}.{key}={value}"
         for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
         for key, value in fields.items()
     ]
-    return " ".join(["-s", "-w", *flags])
 
 
-def _build_wrapped(home: Path, module: str, version: str, binaries: list[GoBinary], replaces: list[str]) -> None:
+def _build_wrapped(
+    home: Path, version: str, binaries: tuple[GoBinary, ...], replaces: list[str], ldflags: list[str]
+) -> None:
+    """Build `binaries` from a throwaway module that requires them at `version`."""
     src = home / "src"
     src.mkdir(parents=True, exist_ok=True)
     replace_block = "replace (\n" + "\n".join(replaces) + "\n)\n" if replaces else ""
-    (src / "go.mod").write_text(
-        f"module kubeserve.dev/{home.name}\n\ngo 1.26\n\n{replace_block}"
-    )
-    _run(["go", "get", *(f"{b.package}@{version}" for b in binaries)], src)
+    (src / "go.mod").write_text(f"module kubeserve.dev/{home.name}\n\ngo 1.26\n\n{replace_block}")
+    _go(["get", *(f"{b.package}@{version}" for b in binaries)], cwd=src)
     bin_dir = home / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
+    flags = " ".join(["-s", "-w", *ldflags])
     for binary in binaries:
-        _run(
-            ["go", "build", "-trimpath", "-ldflags", _version_ldflags(), "-o", str(bin_dir / binary.name), binary.package],
-            src,
+        _go(
+            ["build", "-trimpath", "-ldflags", flags, "-o", str(bin_dir / binary.name), binary.package],
+            cwd=src,
         )
-    del module
 
 
 def build_kubernetes() -> None:
-    home = kubernetes_dir()
-    (home / "src").mkdir(parents=True, exist_ok=True)
-    go_mod = _go_mod_file("k8s.io/kubernetes", versions.KUBERNETES, home / "src")
+    go_mod = (module_dir("k8s.io/kubernetes", versions.KUBERNETES) / "go.mod").read_text()
     replaces = staging_replaces(go_mod, versions.staging_version())
-    _build_wrapped(home, "k8s.io/kubernetes", versions.KUBERNETES, list(versions.KUBERNETES_BINARIES), replaces)
+    _build_wrapped(
+        kubernetes_dir(), versions.KUBERNETES, versions.KUBERNETES_BINARIES, replaces, kubernetes_ldflags()
+    )
 
 
 def build_etcd() -> None:
-    _build_wrapped(etcd_dir(), versions.ETCD_BINARY.package, versions.ETCD, [versions.ETCD_BINARY], [])
+    _build_wrapped(etcd_dir(), versions.ETCD, (versions.ETCD_BINARY,), [], [])
 
 
-def build_kwok() -> None:
-    bin_dir = kwok_dir() / "bin"
+def go_install(binary: GoBinary, version: str, home: Path) -> None:
+    """For modules without `replace` lines: a plain `go install` into `home/bin`."""
+    bin_dir = home / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    env = _go_env() | {"GOBIN": str(bin_dir)}
-    args = ["go", "install", f"{versions.KWOK_BINARY.package}@{versions.KWOK}"]
-    print("+", " ".join(args), flush=True)
-    subprocess.run(args, env=env, check=True)
+    _go(["install", f"{binary.package}@{version}"], extra_env={"GOBIN": str(bin_dir)})
+
+
+def _concatenate_yaml(sources: list[Path], target: Path) -> None:
+    """Write many YAML files as one multi-document file, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"---\n{path.read_text()}\n" for path in sources)
+    partial = target.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(target)
+
+
+def copy_kwok_stages() -> None:
+    """kwok needs its stage definitions as configuration; they ship in its module."""
+    root = module_dir("sigs.k8s.io/kwok", versions.KWOK) / "kustomize" / "stage"
+    _concatenate_yaml(
+        sorted(p for s in KWOK_STAGES for p in (root / s).glob("*.yaml") if p.name != "kustomization.yaml"),
+        kwok_stages_file(),
+    )
+
+
+def copy_gateway_api_crds() -> None:
+    root = module_dir("sigs.k8s.io/gateway-api", versions.GATEWAY_API) / "config" / "crd" / "standard"
+    _concatenate_yaml(
+        sorted(p for p in root.glob("*.yaml") if p.name != "kustomization.yaml"), gateway_api_crds_file()
+    )
 
 
 def ensure_built() -> None:
     """Build whatever is missing; a warm cache returns at once."""
-    if shutil.which("go") is None and missing_binaries():
-        sys.exit("kubeserve dev: Go is needed to build the control plane binaries")
-    missing = set(missing_binaries())
+    cache_root().mkdir(parents=True, exist_ok=True)
+    missing = set(missing_artifacts())
     if missing & {b.name for b in versions.KUBERNETES_BINARIES}:
         build_kubernetes()
     if "etcd" in missing:
         build_etcd()
     if "kwok" in missing:
-        build_kwok()
+        go_install(versions.KWOK_BINARY, versions.KWOK, kwok_dir())
+    if "helm" in missing:
+        go_install(versions.HELM_BINARY, versions.HELM, helm_dir())
+    if kwok_stages_file().name in missing:
+        copy_kwok_stages()
+    if gateway_api_crds_file().name in missing:
+        copy_gateway_api_crds()

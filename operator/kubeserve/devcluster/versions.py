@@ -12,6 +12,7 @@ KUBERNETES = "v1.36.3"
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 GATEWAY_API = "v1.6.3"
+HELM = "v3.22.0"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ KUBERNETES_BINARIES = (
 )
 ETCD_BINARY = GoBinary("etcd", "go.etcd.io/etcd/server/v3")
 KWOK_BINARY = GoBinary("kwok", "sigs.k8s.io/kwok/cmd/kwok")
+HELM_BINARY = GoBinary("helm", "helm.sh/helm/v3/cmd/helm")
 
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
@@ -38,6 +40,4 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
 
 def as_text() -> str:
     """Versions as `kubeserve dev status` prints them."""
-    return (
-        f"kubernetes {KUBERNETES}, etcd {ETCD}, kwok {KWOK}, gateway-api {GATEWAY_API}"
-    )
+    return f"kubernetes {KUBERNETES}, etcd {ETCD}, kwok {KWOK}, gateway-api {GATEWAY_API}, helm {HELM}"

@@ -1,0 +1,81 @@
+"""`kubeserve dev`: the local control plane for development and tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from kubeserve.devcluster import build, versions
+from kubeserve.devcluster.cluster import ClusterError, LocalControlPlane, default_directory
+from kubeserve.devcluster.nodes import DEFAULT_NODES
+
+directory_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=default_directory,
+    show_default="~/.cache/kubeserve/dev-cluster",
+    help="Where the cluster keeps its state.",
+)
+
+
+@click.group()
+def dev() -> None:
+    """Run a real local control plane (no Docker) with simulated CPU and GPU nodes."""
+
+
+@dev.command("build")
+def build_command() -> None:
+    """Build the pinned control-plane binaries into the cache, once."""
+    started = time.monotonic()
+    try:
+        build.ensure_built()
+    except build.BuildError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"control plane binaries ready in {build.cache_root()} ({time.monotonic() - started:.1f} s)")
+
+
+@dev.command()
+@directory_option
+def up(directory: Path) -> None:
+    """Start etcd, kube-apiserver, controller-manager, scheduler and kwok, and wait until Ready."""
+    started = time.monotonic()
+    try:
+        state = LocalControlPlane(directory).up()
+    except (ClusterError, build.BuildError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"cluster ready in {time.monotonic() - started:.1f} s at {state.server}")
+    click.echo(f"{len(DEFAULT_NODES)} kwok nodes; kubeconfig: {state.kubeconfig}")
+    click.echo(f"  export KUBECONFIG={state.kubeconfig}")
+
+
+@dev.command()
+@directory_option
+def down(directory: Path) -> None:
+    """Stop exactly the processes `up` started, by PID."""
+    stopped = LocalControlPlane(directory).down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev.command()
+@directory_option
+def status(directory: Path) -> None:
+    """Say what runs, where the kubeconfig is, and the versions."""
+    plane = LocalControlPlane(directory)
+    state = plane.state()
+    click.echo(f"versions: {versions.as_text()}")
+    if state is None:
+        click.echo("no cluster started from " + str(directory))
+        return
+    click.echo(f"server: {state.server}\nkubeconfig: {state.kubeconfig}")
+    for name, alive in plane.running().items():
+        click.echo(f"  {name:<24} pid {state.processes[name]:<8} {'running' if alive else 'stopped'}")
+
+
+@dev.command()
+@directory_option
+def kubeconfig(directory: Path) -> None:
+    """Print the admin kubeconfig's path, for `KUBECONFIG=$(kubeserve dev kubeconfig)`."""
+    click.echo(str(LocalControlPlane(directory).kubeconfig))

@@ -1,0 +1,312 @@
+"""Starts, inspects and stops the local control plane, every process recorded by PID.
+
+The cluster lives in one directory: certificates, kubeconfigs, etcd data, logs
+and `state.json`, which lists the processes this tool started so that `down`
+stops exactly those and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from kubeserve.devcluster import build, nodes, pki, versions
+
+STATE_FILE = "state.json"
+
+
+class ClusterError(RuntimeError):
+    """The control plane did not come up; the message points at the log to read."""
+
+
+@dataclass
+class ClusterState:
+    directory: str
+    kubeconfig: str
+    server: str
+    processes: dict[str, int]
+    versions: str
+
+
+def default_directory() -> Path:
+    return build.cache_root() / "dev-cluster"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _kubeconfig(server: str, ca: Path, user: pki.KeyPair) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "kubeserve-dev", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
+        "users": [
+            {"name": "user", "user": {"client-certificate": str(user.cert), "client-key": str(user.key)}}
+        ],
+        "contexts": [{"name": "kubeserve-dev", "context": {"cluster": "kubeserve-dev", "user": "user"}}],
+        "current-context": "kubeserve-dev",
+    }
+
+
+def _condition_true(obj: dict[str, Any], kind: str) -> bool:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def _is_ours(pid: int, binary: str) -> bool:
+    """True when `pid` still runs `binary`: a recycled PID must never be signalled."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return False
+    return cmdline == binary
+
+
+def _stop(pid: int, binary: str, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace`; an exited child shows an empty cmdline until reaped."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _is_ours(pid, binary):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+
+
+class LocalControlPlane:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or default_directory()
+        self.logs = self.directory / "logs"
+        # Handles of the processes this instance started, so they are reaped, not leaked.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "admin.kubeconfig"
+
+    def state(self) -> ClusterState | None:
+        path = self.directory / STATE_FILE
+        if not path.is_file():
+            return None
+        return ClusterState(**json.loads(path.read_text()))
+
+    def running(self) -> dict[str, bool]:
+        state = self.state()
+        if state is None:
+            return {}
+        return {name: _is_ours(pid, str(build.binary_path(name))) for name, pid in state.processes.items()}
+
+    def _save(self, state: ClusterState) -> None:
+        (self.directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+
+    def _start(self, state: ClusterState, name: str, args: list[str]) -> None:
+        binary = str(build.binary_path(name))
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [binary, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self._children[process.pid] = process
+        state.processes[name] = process.pid
+        self._save(state)
+
+    def up(self, timeout: float = 90.0) -> ClusterState:
+        """Start a fresh cluster and return once nodes are Ready and the API is usable."""
+        if any(self.running().values()):
+            raise ClusterError(
+                f"a cluster already runs from {self.directory}; run `kubeserve dev down` first"
+            )
+        build.ensure_built()
+        try:
+            return self._start_all(time.monotonic() + timeout)
+        except BaseException:
+            self.down()
+            raise
+
+    def _start_all(self, deadline: float) -> ClusterState:
+        self._reset_directory()
+        certs = pki.ClusterPKI(self.directory / "pki")
+        serving = certs.serving("apiserver")
+        sa_keys = certs.service_account_keys()
+        identities = {
+            "admin": certs.client("admin", "kubernetes-admin", "system:masters"),
+            "controller-manager": certs.client("controller-manager", "system:kube-controller-manager"),
+            "scheduler": certs.client("scheduler", "system:kube-scheduler"),
+        }
+        etcd_client, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
+        server = f"https://127.0.0.1:{api_port}"
+        kubeconfigs = {}
+        for who, pair in identities.items():
+            path = self.directory / f"{who}.kubeconfig"
+            path.write_text(yaml.safe_dump(_kubeconfig(server, certs.ca.cert, pair)))
+            kubeconfigs[who] = str(path)
+        state = ClusterState(str(self.directory), kubeconfigs["admin"], server, {}, versions.as_text())
+        self._save(state)
+
+        etcd_url = f"http://127.0.0.1:{etcd_client}"
+        peer_url = f"http://127.0.0.1:{etcd_peer}"
+        self._start(
+            state,
+            "etcd",
+            [
+                "--name=dev",
+                f"--data-dir={self.directory / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=dev={peer_url}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        self._start(
+            state,
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={certs.ca.cert}",
+                f"--service-account-key-file={sa_keys.cert}",
+                f"--service-account-signing-key-file={sa_keys.key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--allow-privileged=true",
+                f"--cert-dir={self.directory / 'pki'}",
+                "--profiling=false",
+            ],
+        )
+        with self._admin_http(state) as http:
+            self._wait_ready(http, deadline)
+        self._start(
+            state,
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={kubeconfigs['controller-manager']}",
+                f"--authentication-kubeconfig={kubeconfigs['controller-manager']}",
+                f"--authorization-kubeconfig={kubeconfigs['controller-manager']}",
+                f"--service-account-private-key-file={sa_keys.key}",
+                f"--root-ca-file={certs.ca.cert}",
+                "--use-service-account-credentials",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--profiling=false",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+            ],
+        )
+        self._start(
+            state,
+            "kube-scheduler",
+            [
+                f"--kubeconfig={kubeconfigs['scheduler']}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--profiling=false",
+            ],
+        )
+        self._start(
+            state,
+            "kwok",
+            [
+                f"--kubeconfig={kubeconfigs['admin']}",
+                f"--config={build.kwok_stages_file()}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={nodes.KWOK_ANNOTATION}=fake",
+                "--cidr=10.244.0.0/16",
+                "--node-ip=10.240.0.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        with self._admin_http(state) as http:
+            self._register_nodes_and_wait(http, deadline)
+        return state
+
+    def _reset_directory(self) -> None:
+        for stale in ("etcd", "logs", "pki"):
+            path = self.directory / stale
+            shutil.rmtree(path, ignore_errors=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def _admin_http(self, state: ClusterState) -> httpx.Client:
+        certs = self.directory / "pki"
+        tls = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        tls.load_cert_chain(str(certs / "admin.crt"), str(certs / "admin.key"))
+        return httpx.Client(base_url=state.server, verify=tls, timeout=5.0)
+
+    def _wait_ready(self, http: httpx.Client, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            self._fail_if_exited("etcd", "kube-apiserver")
+            try:
+                if http.get("/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise ClusterError(f"kube-apiserver was not ready in time; see {self.logs / 'kube-apiserver.log'}")
+
+    def _fail_if_exited(self, *names: str) -> None:
+        for name, alive in self.running().items():
+            if name in names and not alive:
+                raise ClusterError(f"{name} exited during start-up; see {self.logs / (name + '.log')}")
+
+    def _register_nodes_and_wait(self, http: httpx.Client, deadline: float) -> None:
+        for shape in nodes.DEFAULT_NODES:
+            response = http.post("/api/v1/nodes", json=nodes.node_manifest(shape))
+            if response.is_error:
+                raise ClusterError(f"could not register node {shape.name}: {response.text}")
+        while time.monotonic() < deadline:
+            self._fail_if_exited(*self.running())
+            listed = http.get("/api/v1/nodes").json()["items"]
+            ready = [n for n in listed if _condition_true(n, "Ready")]
+            accounts = http.get("/api/v1/namespaces/default/serviceaccounts").json()["items"]
+            if len(ready) == len(nodes.DEFAULT_NODES) and accounts:
+                return
+            time.sleep(0.2)
+        raise ClusterError(f"nodes were not Ready in time; see {self.logs / 'kwok.log'}")
+
+    def down(self) -> list[str]:
+        """Stop the recorded processes, newest first; returns the names that were running."""
+        state = self.state()
+        if state is None:
+            return []
+        stopped = []
+        for name, pid in reversed(state.processes.items()):
+            binary = str(build.binary_path(name))
+            if _is_ours(pid, binary):
+                _stop(pid, binary)
+                child = self._children.pop(pid, None)
+                if child is not None:
+                    child.wait()
+                stopped.append(name)
+        (self.directory / STATE_FILE).unlink()
+        return stopped

@@ -1,0 +1,1 @@
+"""The kopf handlers: thin wiring from events to planning, applying and status."""

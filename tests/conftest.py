@@ -1,0 +1,112 @@
+"""Shared fixtures: a real control plane (or the cluster KUBECONFIG names), namespaces, the operator.
+
+Without KUBECONFIG the session starts its own local control plane from the
+cached binaries, in a private directory, and stops it by PID at the end. With
+KUBECONFIG set, the same tests run against that cluster (kind, or a real one).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from kubeserve.devcluster.cluster import LocalControlPlane
+
+REPO = Path(__file__).resolve().parent.parent
+OPERATOR_LOG_KEY = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Path of a kubeconfig for a working cluster; exported as KUBECONFIG for subprocesses."""
+    existing = os.environ.get("KUBECONFIG")
+    if existing:
+        yield existing
+        return
+    plane = LocalControlPlane(tmp_path_factory.mktemp("control-plane"))
+    state = plane.up()
+    os.environ["KUBECONFIG"] = state.kubeconfig
+    try:
+        yield state.kubeconfig
+    finally:
+        os.environ.pop("KUBECONFIG", None)
+        plane.down()
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: str) -> k8s.ApiClient:
+    """A configured client of the kubernetes package."""
+    return k8s_config.new_client_from_config(kubeconfig)
+
+
+@pytest.fixture
+def namespace(kube: k8s.ApiClient) -> Iterator[str]:
+    """A fresh namespace, ready for pods (its default ServiceAccount exists), removed afterwards."""
+    core = k8s.CoreV1Api(kube)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"kubeserve.io/test": "true"}}})
+    deadline = time.monotonic() + 30
+    while not core.list_namespaced_service_account(name).items:
+        assert time.monotonic() < deadline, f"default ServiceAccount never appeared in {name}"
+        time.sleep(0.1)
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator_process(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`kubeserve run` as a subprocess for the whole session; yields its log file."""
+    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kubeserve.cli", "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | {"KUBECONFIG": kubeconfig},
+        )
+    try:
+        yield log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def operator(operator_process: Path, request: pytest.FixtureRequest) -> Path:
+    """The running operator; a failed test gets the operator's log in its report."""
+    request.node.stash[OPERATOR_LOG_KEY] = operator_process
+    return operator_process
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    log_path = item.stash.get(OPERATOR_LOG_KEY, None)
+    if log_path is not None and report.failed and log_path.exists():
+        report.sections.append(
+            (
+                "operator log (last 200 lines)",
+                "\n".join(log_path.read_text(errors="replace").splitlines()[-200:]),
+            )
+        )
+    return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/cluster/" in str(item.path):
+            item.add_marker(pytest.mark.cluster)
