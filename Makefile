@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS := dev,server,sklearn,xgboost,lightgbm,onnx,storage
 
-.PHONY: dev build cluster cluster-down run test test-unit lint crds
+.PHONY: dev build cluster cluster-down run test test-unit test-e2e lint crds
 
 $(BIN)/kubeserve: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ run: $(BIN)/kubeserve
 crds: $(BIN)/kubeserve
 	$(BIN)/python -m kubeserve.api.crdgen crds
 
-## Every test: unit, real control plane, runtime images. Starts its own control plane unless KUBECONFIG is set.
+## Every test: unit, real control plane, runtime images; starts its own control plane unless KUBECONFIG
+## is set. The kind suite runs in a session of its own (it brings its own cluster) and skips without Docker.
 test: $(BIN)/kubeserve build
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --ignore=tests/e2e
+	$(BIN)/pytest tests/e2e
+
+test-e2e: $(BIN)/kubeserve
+	$(BIN)/pytest tests/e2e
 
 test-unit: $(BIN)/kubeserve
 	$(BIN)/pytest tests/unit

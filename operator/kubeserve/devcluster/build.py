@@ -49,6 +49,10 @@ def helm_dir() -> Path:
     return cache_root() / f"helm-{versions.HELM}"
 
 
+def kind_dir() -> Path:
+    return cache_root() / f"kind-{versions.KIND}"
+
+
 def kwok_stages_file() -> Path:
     return kwok_dir() / "stages.yaml"
 
@@ -59,7 +63,8 @@ def gateway_api_crds_file() -> Path:
 
 def binary_path(name: str) -> Path:
     """Where a built binary lives; it may not exist yet."""
-    home = {"etcd": etcd_dir(), "kwok": kwok_dir(), "helm": helm_dir()}.get(name, kubernetes_dir())
+    homes = {"etcd": etcd_dir(), "kwok": kwok_dir(), "helm": helm_dir(), "kind": kind_dir()}
+    home = homes.get(name, kubernetes_dir())
     return home / "bin" / name
 
 
@@ -183,6 +188,13 @@ def copy_gateway_api_crds() -> None:
     _concatenate_yaml(
         sorted(p for p in root.glob("*.yaml") if p.name != "kustomization.yaml"), gateway_api_crds_file()
     )
+
+
+def ensure_kind() -> Path:
+    """kind is built only for the e2e suite, and only where Docker can run it."""
+    if not binary_path("kind").is_file():
+        go_install(versions.KIND_BINARY, versions.KIND, kind_dir())
+    return binary_path("kind")
 
 
 def ensure_built() -> None:

@@ -13,6 +13,8 @@ ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 GATEWAY_API = "v1.6.3"
 HELM = "v3.22.0"
+# Only for the kind-based e2e suite, built on demand where a Docker engine runs.
+KIND = "v0.33.0"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ KUBERNETES_BINARIES = (
 ETCD_BINARY = GoBinary("etcd", "go.etcd.io/etcd/server/v3")
 KWOK_BINARY = GoBinary("kwok", "sigs.k8s.io/kwok/cmd/kwok")
 HELM_BINARY = GoBinary("helm", "helm.sh/helm/v3/cmd/helm")
+KIND_BINARY = GoBinary("kind", "sigs.k8s.io/kind")
 
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:

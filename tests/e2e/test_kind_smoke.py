@@ -1,0 +1,17 @@
+"""The control-plane smoke scenarios, collected again here to run in kind (see conftest.py)."""
+
+from tests.cluster.test_smoke import (
+    test_deployment_rolls_out_on_cpu_nodes,
+    test_gpu_pod_with_toleration_lands_on_gpu_node,
+    test_gpu_pod_without_toleration_stays_pending_with_reason,
+    test_nodes_are_ready_cpu_and_gpu,
+    test_owner_references_are_garbage_collected,
+)
+
+__all__ = [
+    "test_deployment_rolls_out_on_cpu_nodes",
+    "test_gpu_pod_with_toleration_lands_on_gpu_node",
+    "test_gpu_pod_without_toleration_stays_pending_with_reason",
+    "test_nodes_are_ready_cpu_and_gpu",
+    "test_owner_references_are_garbage_collected",
+]
