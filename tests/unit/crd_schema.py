@@ -42,7 +42,7 @@ def pruned_paths(obj: Any, node: dict[str, Any], path: str = "") -> list[str]:
     if isinstance(obj, list):
         items = node.get("items", {})
         return [p for i, item in enumerate(obj) for p in pruned_paths(item, items, f"{path}[{i}]")]
-    if not isinstance(obj, dict) or node.get("x-kubernetes-preserve-unknown-fields") or node is None:
+    if not isinstance(obj, dict) or node.get("x-kubernetes-preserve-unknown-fields"):
         return []
     if path == ".metadata":
         return []
