@@ -56,6 +56,8 @@ _STATUS_CODES = {
     503: grpc.StatusCode.UNAVAILABLE,
 }
 _LENGTH = struct.Struct("<I")
+# Typed contents are read at their widest first, so narrower datatypes can be range-checked.
+_WIDE = {"i": np.dtype(np.int64), "u": np.dtype(np.uint64)}
 
 
 def parameters_from_proto(parameters: Any) -> Parameters:
@@ -126,7 +128,7 @@ def decode_input(tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | Non
             data = np.empty(len(values), dtype=object)
             data[:] = list(values)
         else:
-            wide = np.array(list(values), dtype=np.int64 if dtype.kind == "i" else None)
+            wide = np.array(list(values), dtype=_WIDE.get(dtype.kind, dtype))
             if dtype.kind in "iu" and wide.size:
                 limits = np.iinfo(dtype)
                 if wide.min() < limits.min or wide.max() > limits.max:

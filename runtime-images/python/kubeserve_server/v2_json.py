@@ -52,6 +52,20 @@ def _shape(value: Any, where: str) -> list[int]:
     return value
 
 
+def _uint64(data: Any, inferred: Array, where: str) -> Array:
+    """numpy reads integers mixing 0 and values past INT64's range as float64; read them as UINT64.
+
+    Floats that are not whole numbers still fail, as they do for every other integer datatype.
+    """
+    try:
+        exact = np.asarray(data, dtype=np.uint64)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise InvalidInput(f"{where}.data does not hold UINT64 values: {error}") from None
+    if not np.array_equal(exact.astype(np.float64), inferred):
+        raise InvalidInput(f"{where}.data does not hold UINT64 values (found 'f' data)")
+    return exact
+
+
 def decode_tensor(data: Any, datatype: str, shape: list[int], where: str) -> Array:
     """JSON data (flat or nested, row-major) -> an array of `datatype` and `shape`, or a 400."""
     dtype = dtype_for(datatype)
@@ -68,6 +82,8 @@ def decode_tensor(data: Any, datatype: str, shape: list[int], where: str) -> Arr
         array = np.empty(raw.size, dtype=object)
         array[:] = [item.encode() for item in raw.ravel().tolist()]
         return array.reshape(shape)
+    if dtype == np.uint64 and raw.dtype.kind == "f":
+        raw = _uint64(data, raw, where)
     if raw.size and raw.dtype.kind not in _NUMPY_KINDS_ACCEPTED[dtype.kind]:
         raise InvalidInput(f"{where}.data does not hold {datatype} values (found {raw.dtype.kind!r} data)")
     if raw.size and dtype.kind in "iu":

@@ -81,12 +81,14 @@ class ONNXModel(Model):
         return [InferOutput(name, np.asarray(result)) for name, result in zip(wanted, results, strict=True)]
 
     def _cast(self, tensor: InferInput, spec: TensorSpec) -> Array:
-        """Numeric inputs are cast to the graph's element type, since JSON numbers carry none."""
+        """Numeric inputs are cast to the graph's element type, since JSON numbers carry none;
+        BYTES go in as str, which is what onnxruntime's string tensors hold."""
+        if spec.datatype == "BYTES":
+            text = [
+                item.decode() if isinstance(item, bytes) else item for item in tensor.data.ravel().tolist()
+            ]
+            return np.array(text, dtype=object).reshape(tensor.data.shape)
         dtype = DTYPES.get(spec.datatype)
         if dtype is None or tensor.data.dtype == dtype:
             return tensor.data
-        if spec.datatype == "BYTES":
-            return np.array([item.decode() for item in tensor.data.ravel()], dtype=object).reshape(
-                tensor.data.shape
-            )
         return tensor.data.astype(dtype)
