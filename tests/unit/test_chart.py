@@ -54,33 +54,25 @@ DEFAULT_RUNTIME = {
 }
 GPU_RUNTIMES = {"kubeserve-server", "triton", "torchserve", "tensorflow-serving", "vllm"}
 
+
+def _grants(group: str, resources: str, verbs: str) -> list[tuple[str, str, str]]:
+    return [(group, resource, verb) for resource in resources.split() for verb in verbs.split()]
+
+
 # (apiGroup, resource, verb) the operator cannot work without.
+CHILD_VERBS = "create get list watch patch delete"
 REQUIRED_GRANTS = [
-    *[
-        ("serving.kubeserve.io", r, v)
-        for r in ("inferenceservices", "inferenceservices/status")
-        for v in ("get", "list", "watch", "patch")
-    ],
-    *[
-        ("serving.kubeserve.io", r, v)
-        for r in ("servingruntimes", "clusterservingruntimes")
-        for v in ("get", "list", "watch")
-    ],
-    *[
-        (g, r, v)
-        for g, r in (("apps", "deployments"), ("", "services"), ("autoscaling", "horizontalpodautoscalers"))
-        for v in ("create", "get", "list", "watch", "patch", "delete")
-    ],
-    *[("", r, v) for r in ("pods", "serviceaccounts") for v in ("get", "list", "watch")],
-    *[("", "events", v) for v in ("create", "patch")],
-    *[
-        (g, r, v)
-        for g, r in (("gateway.networking.k8s.io", "httproutes"), ("networking.istio.io", "virtualservices"))
-        for v in ("create", "get", "list", "watch", "update", "patch", "delete")
-    ],
-    *[("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")],
-    ("", "namespaces", "list"),
-    ("", "namespaces", "watch"),
+    *_grants("serving.kubeserve.io", "inferenceservices inferenceservices/status", "get list watch patch"),
+    *_grants("serving.kubeserve.io", "servingruntimes clusterservingruntimes", "get list watch"),
+    *_grants("apps", "deployments", CHILD_VERBS),
+    *_grants("", "services", CHILD_VERBS),
+    *_grants("autoscaling", "horizontalpodautoscalers", CHILD_VERBS),
+    *_grants("", "pods serviceaccounts", "get list watch"),
+    *_grants("", "events", "create patch"),
+    *_grants("gateway.networking.k8s.io", "httproutes", f"{CHILD_VERBS} update"),
+    *_grants("networking.istio.io", "virtualservices", f"{CHILD_VERBS} update"),
+    *_grants("apiextensions.k8s.io", "customresourcedefinitions", "get list watch"),
+    *_grants("", "namespaces", "list watch"),
 ]
 
 
