@@ -30,9 +30,10 @@ cluster-down: $(BIN)/kubeserve
 run: $(BIN)/kubeserve
 	KUBECONFIG=$$($(BIN)/kubeserve dev kubeconfig) $(BIN)/kubeserve run
 
-## Regenerate the CRD YAML in crds/ from the API models.
+## Regenerate the CRD YAML in crds/ from the API models, and the chart's copies of it.
 crds: $(BIN)/kubeserve
 	$(BIN)/python -m kubeserve.api.crdgen crds
+	$(BIN)/python charts/generate.py
 
 ## Every test: unit, real control plane, runtime images; starts its own control plane unless KUBECONFIG
 ## is set. The kind suite runs in a session of its own (it brings its own cluster) and skips without Docker.
