@@ -1,1 +1,5 @@
-"""The kopf handlers: thin wiring from events to planning, applying and status."""
+"""The kopf handlers: thin wiring from watch events to the view and the reconciler."""
+
+from kubeserve.handlers import lifecycle, watches
+
+__all__ = ["lifecycle", "watches"]

@@ -1,0 +1,1 @@
+"""Talking to the API server: an async client, and server-side apply with pruning."""

@@ -1,0 +1,43 @@
+"""The API resources Kubeserve reads and writes, and their REST paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubeserve.api.common import API_VERSION
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [root]
+        if self.namespaced and namespace:
+            parts += ["namespaces", namespace]
+        parts.append(self.plural)
+        if name:
+            parts.append(name)
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+
+INFERENCE_SERVICE = Resource(API_VERSION, "InferenceService", "inferenceservices")
+SERVING_RUNTIME = Resource(API_VERSION, "ServingRuntime", "servingruntimes")
+CLUSTER_SERVING_RUNTIME = Resource(API_VERSION, "ClusterServingRuntime", "clusterservingruntimes", False)
+DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments")
+SERVICE = Resource("v1", "Service", "services")
+AUTOSCALER = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+VIRTUAL_SERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")
+EVENT = Resource("v1", "Event", "events")
+
+CHILD_KINDS = {r.kind: r for r in (DEPLOYMENT, SERVICE, AUTOSCALER, HTTP_ROUTE, VIRTUAL_SERVICE)}
+"""Kinds an InferenceService owns; the applier prunes among these."""

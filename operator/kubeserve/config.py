@@ -1,0 +1,90 @@
+"""The operator's configuration: one documented file, read once at start.
+
+`KUBESERVE_CONFIG` names a YAML file (the chart mounts the `kubeserve-config`
+ConfigMap there); every key is optional. Unknown keys and bad values stop the
+operator at start with the key named, rather than being ignored at 3 a.m.
+The schema is documented in manifests/operator/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from kubeserve.api.common import Toleration
+
+CONFIG_ENV = "KUBESERVE_CONFIG"
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, extra="forbid", frozen=True)
+
+
+class AcceleratorClass(ConfigModel):
+    """A kind of accelerator node: how pods request it and how they find its nodes."""
+
+    resource_name: str
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+
+
+class GatewayRef(ConfigModel):
+    namespace: str = "kubeserve-system"
+    name: str = "kubeserve-gateway"
+
+
+class TrafficConfig(ConfigModel):
+    backend: Literal["auto", "gateway", "istio", "service"] = "auto"
+    gateway: GatewayRef = GatewayRef()
+
+
+class IngressConfig(ConfigModel):
+    domain: str = "example.com"
+
+
+class StorageInitializerConfig(ConfigModel):
+    image: str = "ghcr.io/kubeserve/storage-initializer:0.1.0"
+
+
+def _gpu_class(resource: str, label: str, product: str) -> AcceleratorClass:
+    return AcceleratorClass(
+        resource_name=resource,
+        node_selector={label: product},
+        tolerations=(Toleration(key=resource, operator="Exists", effect="NoSchedule"),),
+    )
+
+
+DEFAULT_ACCELERATOR_CLASSES = {
+    "nvidia-a100": _gpu_class("nvidia.com/gpu", "nvidia.com/gpu.product", "NVIDIA-A100-SXM4-80GB"),
+    "nvidia-h100": _gpu_class("nvidia.com/gpu", "nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"),
+    "amd-mi300": _gpu_class("amd.com/gpu", "amd.com/gpu.product-name", "AMD_Instinct_MI300X"),
+}
+
+
+class OperatorConfig(ConfigModel):
+    """Everything an operator installation decides for all the services it runs."""
+
+    ingress: IngressConfig = IngressConfig()
+    traffic: TrafficConfig = TrafficConfig()
+    storage_initializer: StorageInitializerConfig = StorageInitializerConfig()
+    accelerator_classes: dict[str, AcceleratorClass] = Field(
+        default_factory=lambda: dict(DEFAULT_ACCELERATOR_CLASSES)
+    )
+
+    def accelerator_resources(self) -> set[str]:
+        """Extended resource names that mean "this pod needs an accelerator"."""
+        return {c.resource_name for c in self.accelerator_classes.values()}
+
+
+def load_config(path: str | None = None) -> OperatorConfig:
+    """The configuration in `path` (or `$KUBESERVE_CONFIG`); defaults when neither is set."""
+    source = path or os.environ.get(CONFIG_ENV)
+    if not source:
+        return OperatorConfig()
+    data = yaml.safe_load(Path(source).read_text()) or {}
+    return OperatorConfig.model_validate(data)

@@ -1,0 +1,30 @@
+"""Start-up and shutdown: settings, configuration, the API client and the reconciler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from kubeserve.apply.client import KubeApi
+from kubeserve.config import load_config
+from kubeserve.observed import ClusterView
+from kubeserve.reconciler import Reconciler
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    # Only watch events drive the operator: no kopf progress annotations or finalizers are written,
+    # and kopf's own handler-log events are off (the reconciler posts the events that matter).
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    config = load_config()
+    memo.view = ClusterView()
+    memo.reconciler = Reconciler(KubeApi.from_environment(logger), memo.view, config)
+
+
+@kopf.on.cleanup()
+async def stop(memo: Any, **_: Any) -> None:
+    reconciler: Reconciler = memo.reconciler
+    await reconciler.stop()
+    await reconciler.api.close()

@@ -1,0 +1,228 @@
+"""From an InferenceService, its runtimes, observed revisions and the configuration to its children.
+
+Pure: no I/O and no clock. The handlers gather the inputs from the cluster and
+hand the plan to the applier; everything a test needs to check "what would be
+created" is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeserve.api.components import ComponentSpec, ModelSpec, PredictorSpec
+from kubeserve.api.inference_service import InferenceService
+from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
+from kubeserve.config import OperatorConfig
+from kubeserve.planning import naming
+from kubeserve.planning.autoscaler import build_autoscaler, min_replicas, wants_autoscaler
+from kubeserve.planning.deployment import ACCELERATOR_STRATEGY, DEFAULT_STRATEGY, build_deployment
+from kubeserve.planning.placement import UnknownAcceleratorClass, plan_placement
+from kubeserve.planning.pods import PodParts, build_pod_template
+from kubeserve.planning.revisions import revision_name, template_hash
+from kubeserve.planning.rollout import Rollout, TrackState, plan_rollout, split_replicas
+from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
+from kubeserve.planning.service import build_service
+from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_storage
+from kubeserve.planning.templating import TemplateError
+
+STABLE, CANARY = "stable", "canary"
+LABEL_TRACK = f"{naming.GROUP_PREFIX}/track"
+
+
+class PlanningError(Exception):
+    """What only the operator can judge is wrong; it becomes a condition and an Event, never a crash."""
+
+    def __init__(self, component: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything besides the service that the plan depends on, as observed in the cluster."""
+
+    config: OperatorConfig
+    namespaced_runtimes: Sequence[ServingRuntime] = ()
+    cluster_runtimes: Sequence[ClusterServingRuntime] = ()
+    service_accounts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tracks: Mapping[tuple[str, str], TrackState] = field(default_factory=dict)
+    """(component, track) -> what that track's Deployment runs now."""
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    component: str
+    name: str
+    revision: str
+    rollout: Rollout
+    runtime: RuntimeChoice | None
+    objects: tuple[dict[str, Any], ...]
+    keep: frozenset[tuple[str, str]]
+    """(kind, name) of children to leave exactly as they are (the stable track during a canary)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    components: dict[str, ComponentPlan]
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        return [obj for component in self.components.values() for obj in component.objects]
+
+    @property
+    def keep(self) -> frozenset[tuple[str, str]]:
+        return frozenset().union(*(c.keep for c in self.components.values()))
+
+    @property
+    def runtime(self) -> RuntimeChoice | None:
+        predictor = self.components.get("predictor")
+        return predictor.runtime if predictor else None
+
+
+def _model_of(spec: ComponentSpec) -> ModelSpec | None:
+    return spec.effective_model() if isinstance(spec, PredictorSpec) else None
+
+
+def _choose_runtime(model: ModelSpec, inputs: PlanInputs) -> RuntimeChoice:
+    try:
+        return select_runtime(model, inputs.namespaced_runtimes, inputs.cluster_runtimes)
+    except NoRuntimeFits as error:
+        raise PlanningError("predictor", "NoRuntime", str(error)) from error
+
+
+def _storage(model: ModelSpec | None, spec: ComponentSpec, inputs: PlanInputs, component: str) -> StoragePlan:
+    account = inputs.service_accounts.get(spec.service_account_name or "default")
+    try:
+        return plan_storage(model.storage_uri if model else None, account, inputs.config)
+    except StorageUriError as error:
+        raise PlanningError(component, "InvalidStorageUri", str(error)) from error
+
+
+def _pod_template(
+    service: InferenceService,
+    component: str,
+    spec: ComponentSpec,
+    inputs: PlanInputs,
+    runtime: RuntimeChoice | None,
+    labels: dict[str, str],
+) -> tuple[dict[str, Any], bool]:
+    """The template, and whether it needs an accelerator."""
+    model = _model_of(spec)
+    resources = [model.resources] if model else [c.resources for c in spec.containers or []]
+    try:
+        placement = plan_placement(model.accelerator if model else None, resources, inputs.config)
+    except UnknownAcceleratorClass as error:
+        raise PlanningError(component, "UnknownAcceleratorClass", str(error)) from error
+    name = service.metadata.name or ""
+    parts = PodParts(
+        service=service,
+        component=component,
+        spec=spec,
+        placement=placement,
+        storage=_storage(model, spec, inputs, component),
+        runtime=runtime,
+        model=model,
+        predictor_host=None
+        if component == "predictor"
+        else f"{naming.component_name(name, 'predictor')}.{service.metadata.namespace}",
+    )
+    try:
+        template = build_pod_template(parts, labels)
+    except TemplateError as error:
+        raise PlanningError(component, "InvalidRuntimeTemplate", str(error)) from error
+    return template, placement.uses_accelerator
+
+
+def _with_revision(template: dict[str, Any], digest: str, track: str) -> dict[str, Any]:
+    labels = {**template["metadata"]["labels"], naming.LABEL_REVISION: digest, LABEL_TRACK: track}
+    return {**template, "metadata": {**template["metadata"], "labels": labels}}
+
+
+def plan_component(
+    service: InferenceService, component: str, spec: ComponentSpec, inputs: PlanInputs
+) -> ComponentPlan:
+    name = service.metadata.name or ""
+    namespace = service.metadata.namespace or ""
+    owner = naming.owner_reference(name, service.metadata.uid or "")
+    base_name = naming.component_name(name, component)
+    model = _model_of(spec)
+    runtime = _choose_runtime(model, inputs) if model else None
+    labels = naming.child_labels(name, component, runtime.runtime.name if runtime else None)
+    template, accelerated = _pod_template(service, component, spec, inputs, runtime, labels)
+    digest = template_hash(template)
+    revision = revision_name(name, component, digest)
+    rollout = plan_rollout(
+        revision,
+        spec.canary_traffic_percent,
+        inputs.tracks.get((component, STABLE)),
+        inputs.tracks.get((component, CANARY)),
+    )
+    strategy = spec.deployment_strategy or (ACCELERATOR_STRATEGY if accelerated else DEFAULT_STRATEGY)
+    selector = naming.selector_labels(name, component)
+    autoscaled = wants_autoscaler(spec)
+    total = min_replicas(spec)
+    stable_replicas, canary_replicas = (
+        split_replicas(total, rollout.requested_percent or 0) if rollout.canary_percent else (total, 1)
+    )
+    metadata = naming.child_metadata(base_name, namespace, labels, owner)
+    objects: list[dict[str, Any]] = [
+        build_service(metadata, selector, template["spec"]["containers"][0]["ports"]),
+    ]
+    keep: set[tuple[str, str]] = set()
+    if rollout.stable_takes_new:
+        objects.append(
+            build_deployment(
+                metadata,
+                {**selector, LABEL_TRACK: STABLE},
+                _with_revision(template, digest, STABLE),
+                None if autoscaled else stable_replicas,
+                strategy,
+            )
+        )
+    else:
+        keep.add(("Deployment", base_name))
+    if autoscaled:
+        objects.append(build_autoscaler(metadata, base_name, spec))
+    if rollout.in_canary:
+        canary_name = f"{base_name}-canary"
+        canary_metadata = naming.child_metadata(canary_name, namespace, labels, owner)
+        objects.append(
+            build_deployment(
+                canary_metadata,
+                {**selector, LABEL_TRACK: CANARY},
+                _with_revision(template, digest, CANARY),
+                None if autoscaled else canary_replicas,
+                strategy,
+            )
+        )
+        if autoscaled:
+            objects.append(
+                build_autoscaler(
+                    canary_metadata,
+                    canary_name,
+                    spec,
+                    canary_autoscaler_bounds(spec, rollout.requested_percent or 0),
+                )
+            )
+    return ComponentPlan(component, base_name, revision, rollout, runtime, tuple(objects), frozenset(keep))
+
+
+def canary_autoscaler_bounds(spec: ComponentSpec, percent: int) -> tuple[int, int]:
+    """A canary's HPA bounds scale with its share of traffic (rounded up, at least one replica)."""
+    low = max(1, -(-min_replicas(spec) * percent // 100))
+    high = max(low, -(-(spec.max_replicas or low) * percent // 100))
+    return low, high
+
+
+def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:
+    """Raises PlanningError, naming the component, the reason and what to do."""
+    return Plan(
+        {
+            name: plan_component(service, name, spec, inputs)
+            for name, spec in service.spec.components().items()
+        }
+    )

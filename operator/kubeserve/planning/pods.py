@@ -1,0 +1,189 @@
+"""The pod template of each component: the runtime's containers merged with the model, storage, placement.
+
+Merging follows KServe: the runtime's first container serves the model; the
+model's own args are appended to the runtime's, its env entries replace the
+runtime's of the same name, and any other container field it sets (resources,
+ports, probes) replaces the runtime's. Pod-level fields of the runtime come
+first and the component's are laid over them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubeserve.api.common import ContainerFields, PodCommon
+from kubeserve.api.components import ComponentSpec, ModelSpec
+from kubeserve.api.inference_service import InferenceService
+from kubeserve.planning.placement import Placement
+from kubeserve.planning.runtime_selection import RuntimeChoice
+from kubeserve.planning.storage import MODEL_DIR, StoragePlan
+from kubeserve.planning.templating import TemplateContext, render_container
+
+SERVING_CONTAINER = "kserve-container"
+DEFAULT_PORT = 8080
+PREDICTOR_HOST_ENV = "PREDICTOR_HOST"
+CONTAINER_KEYS = frozenset(field.alias or name for name, field in ContainerFields.model_fields.items())
+"""The wire names of a container's fields: what a model spec may lay over the runtime's container."""
+
+# Pod-spec fields a component may set inline, as KServe names them.
+_POD_FIELDS = (
+    "serviceAccountName",
+    "runtimeClassName",
+    "priorityClassName",
+    "topologySpreadConstraints",
+    "securityContext",
+    "schedulerName",
+    "terminationGracePeriodSeconds",
+    "dnsPolicy",
+    "dnsConfig",
+    "hostAliases",
+    "automountServiceAccountToken",
+    "affinity",
+)
+
+
+@dataclass(frozen=True)
+class PodParts:
+    """What the pod template is built from, gathered by the planner."""
+
+    service: InferenceService
+    component: str
+    spec: ComponentSpec
+    placement: Placement
+    storage: StoragePlan
+    runtime: RuntimeChoice | None = None
+    model: ModelSpec | None = None
+    predictor_host: str | None = None
+
+
+def with_tag(image: str, tag: str) -> str:
+    """Replace an image's tag; a registry port (`host:5000/img`) is not a tag."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name.rsplit(":", 1)[0]
+    return f"{name}:{tag}"
+
+
+def _merge_env(base: list[dict[str, Any]], overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = {entry["name"] for entry in overrides}
+    return [entry for entry in base if entry["name"] not in names] + overrides
+
+
+def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runtime's first container, templated, with the model's own fields laid over it."""
+    assert parts.model is not None and parts.runtime is not None
+    model = parts.model
+    context = TemplateContext(
+        name=parts.service.metadata.name or "",
+        namespace=parts.service.metadata.namespace or "",
+        labels=parts.service.metadata.labels or {},
+        annotations=parts.service.metadata.annotations or {},
+        model_dir=MODEL_DIR,
+        model_format=model.model_format.name,
+        protocol=model.protocol,
+    )
+    container = render_container(runtime_containers[0], context)
+    overrides = {key: value for key, value in model.to_dict().items() if key in CONTAINER_KEYS}
+    args = overrides.pop("args", [])
+    env = overrides.pop("env", [])
+    overrides.pop("name", None)
+    container.update(overrides)
+    container["args"] = [*container.get("args", []), *args]
+    container["env"] = _merge_env(container.get("env", []), env)
+    spec = parts.runtime.runtime.spec
+    accelerator_image = spec.accelerator_image(
+        parts.placement.accelerator_class, list(parts.placement.accelerator_resources)
+    )
+    if parts.placement.uses_accelerator and accelerator_image:
+        container["image"] = accelerator_image
+    if model.runtime_version:
+        container["image"] = with_tag(container["image"], model.runtime_version)
+    return container
+
+
+def _serving_containers(parts: PodParts) -> list[dict[str, Any]]:
+    if parts.runtime is not None:
+        runtime_containers = [c.to_dict() for c in parts.runtime.runtime.spec.containers]
+        return [_model_container(parts, runtime_containers), *runtime_containers[1:]]
+    containers = [c.to_dict() for c in parts.spec.containers or []]
+    if parts.predictor_host is not None and containers:
+        first = containers[0]
+        first["env"] = _merge_env(
+            [{"name": PREDICTOR_HOST_ENV, "value": parts.predictor_host}], first.get("env", [])
+        )
+        args = first.get("args", [])
+        for flag, value in (
+            ("--predictor_host", parts.predictor_host),
+            ("--model_name", parts.service.metadata.name or ""),
+        ):
+            if not any(re.match(rf"{flag}(=|$)", arg) for arg in args):
+                args = [*args, f"{flag}={value}"]
+        first["args"] = args
+    return containers
+
+
+def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dict[str, Any]:
+    container["name"] = SERVING_CONTAINER if parts.runtime is not None else container["name"]
+    if parts.storage.model_mounts:
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *parts.storage.model_mounts]
+    if parts.placement.added_limits:
+        resources = container.setdefault("resources", {})
+        resources["limits"] = {**resources.get("limits", {}), **parts.placement.added_limits}
+    if not container.get("ports"):
+        container["ports"] = [{"name": "http1", "containerPort": DEFAULT_PORT, "protocol": "TCP"}]
+    return {key: value for key, value in container.items() if value not in ([], {}, None)}
+
+
+def build_pod_template(parts: PodParts, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The pod template (without its revision label, which is derived from it)."""
+    containers = _serving_containers(parts)
+    containers[0] = _finish_serving_container(containers[0], parts)
+    runtime: PodCommon = parts.runtime.runtime.spec if parts.runtime else PodCommon()
+    component = parts.spec
+    spec: dict[str, Any] = {"containers": containers}
+    runtime_dict, component_dict = runtime.to_dict(), component.to_dict()
+    for key in _POD_FIELDS:
+        value = component_dict.get(key, runtime_dict.get(key))
+        if value is not None:
+            spec[key] = value
+    init = [*parts.storage.init_containers, *(c.to_dict() for c in parts.spec.init_containers or [])]
+    if init:
+        spec["initContainers"] = init
+    volumes = [
+        *(v.to_dict() for v in runtime.volumes or []),
+        *(v.to_dict() for v in component.volumes or []),
+        *parts.storage.volumes,
+    ]
+    if volumes:
+        spec["volumes"] = volumes
+    node_selector = {
+        **parts.placement.node_selector,
+        **(runtime.node_selector or {}),
+        **(component.node_selector or {}),
+    }
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    tolerations = [
+        *(t.to_dict() for t in runtime.tolerations or []),
+        *(t.to_dict() for t in component.tolerations or []),
+    ]
+    tolerations += [t for t in parts.placement.tolerations if t not in tolerations]
+    if tolerations:
+        spec["tolerations"] = tolerations
+    pull_secrets = [
+        *(s.to_dict() for s in runtime.image_pull_secrets or []),
+        *(s.to_dict() for s in component.image_pull_secrets or []),
+    ]
+    if pull_secrets:
+        spec["imagePullSecrets"] = pull_secrets
+    metadata: dict[str, Any] = {
+        "labels": {**(runtime.labels or {}), **(component.labels or {}), **labels},
+    }
+    annotations = {**(runtime.annotations or {}), **(component.annotations or {})}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"metadata": metadata, "spec": spec}

@@ -1,0 +1,225 @@
+"""The reconcile loop: one InferenceService at a time, coalescing bursts of events.
+
+Watch events only mark a service dirty; one task per dirty service plans,
+applies and writes status, then runs again if more events came meanwhile.
+A bad object gets a condition and an Event and the loop goes on with the
+others; a transient API failure is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from kubeserve.api.inference_service import InferenceService
+from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
+from kubeserve.apply.applier import sync_children
+from kubeserve.apply.client import ApiError, KubeApi
+from kubeserve.apply.resources import CHILD_KINDS, INFERENCE_SERVICE
+from kubeserve.config import OperatorConfig
+from kubeserve.events import EventType, post_event
+from kubeserve.observed import ClusterView
+from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
+from kubeserve.planning.plan import LABEL_TRACK, PlanInputs, PlanningError, plan_service
+from kubeserve.planning.revisions import revision_name
+from kubeserve.planning.rollout import TrackState
+from kubeserve.status.compute import Observed, compute_status
+from kubeserve.status.readiness import deployment_verdict
+
+MAX_BACKOFF = 60.0
+PROGRESS_REASONS = frozenset({"Creating", "RolloutPending", "RolloutInProgress"})
+"""Reasons of a rollout on its way: shown in conditions, but not worth a Warning event."""
+logger = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _valid(
+    model: type[ServingRuntime] | type[ClusterServingRuntime], bodies: list[dict[str, Any]]
+) -> list[Any]:
+    """Runtimes that parse; a broken runtime is skipped (and logged), never fatal to the services."""
+    parsed = []
+    for body in bodies:
+        try:
+            parsed.append(model.model_validate(body))
+        except ValidationError as error:
+            logger.warning("skipping %s %s: %s", model.__name__, body["metadata"]["name"], error)
+    return parsed
+
+
+def _track_states(
+    view: ClusterView, namespace: str, name: str, uid: str | None
+) -> dict[tuple[str, str], TrackState]:
+    tracks = {}
+    for deployment in view.owned_by("Deployment", namespace, name, uid):
+        labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
+        component, track, digest = (
+            labels.get(LABEL_COMPONENT),
+            labels.get(LABEL_TRACK),
+            labels.get(LABEL_REVISION),
+        )
+        if component and track and digest:
+            pods = [
+                p
+                for p in view.owned_by("Pod", namespace, name, None)
+                if (p["metadata"].get("labels") or {}).get(LABEL_TRACK) == track
+                and (p["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == component
+            ]
+            ready = deployment_verdict("", deployment, pods).ok
+            tracks[(component, track)] = TrackState(revision_name(name, component, digest), ready)
+    return tracks
+
+
+class Reconciler:
+    def __init__(self, api: KubeApi, view: ClusterView, config: OperatorConfig) -> None:
+        self.api = api
+        self.view = view
+        self.config = config
+        self._dirty: set[Key] = set()
+        self._running: dict[Key, asyncio.Task[None]] = {}
+
+    def enqueue(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        self._dirty.add(key)
+        if key not in self._running:
+            self._running[key] = asyncio.create_task(self._work(key), name=f"reconcile {namespace}/{name}")
+
+    def enqueue_all(self, namespace: str | None = None) -> None:
+        for body in self.view.all("InferenceService", namespace):
+            self.enqueue(body["metadata"]["namespace"], body["metadata"]["name"])
+
+    async def stop(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _work(self, key: Key) -> None:
+        backoff = 0.5
+        try:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                try:
+                    await self.reconcile(*key)
+                    backoff = 0.5
+                except (ApiError, httpx.TransportError) as error:
+                    if isinstance(error, ApiError) and not error.transient:
+                        logger.error("reconcile of %s/%s failed: %s", *key, error)
+                        continue
+                    logger.warning("reconcile of %s/%s will be retried in %.1fs: %s", *key, backoff, error)
+                    self._dirty.add(key)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+        finally:
+            self._running.pop(key, None)
+
+    async def reconcile(self, namespace: str, name: str) -> None:
+        body = self.view.get("InferenceService", namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            service = InferenceService.model_validate(body)
+        except ValidationError as error:
+            await self._refuse(body, error)
+            return
+        uid = service.metadata.uid
+        inputs = PlanInputs(
+            config=self.config,
+            namespaced_runtimes=_valid(ServingRuntime, self.view.all("ServingRuntime", namespace)),
+            cluster_runtimes=_valid(ClusterServingRuntime, self.view.all("ClusterServingRuntime")),
+            service_accounts={
+                sa["metadata"]["name"]: sa for sa in self.view.all("ServiceAccount", namespace)
+            },
+            tracks=_track_states(self.view, namespace, name, uid),
+        )
+        plan, problem = None, None
+        try:
+            plan = plan_service(service, inputs)
+        except PlanningError as error:
+            problem = error
+        if plan is not None:
+            children = [c for kind in CHILD_KINDS for c in self.view.owned_by(kind, namespace, name, uid)]
+            result = await sync_children(self.api, plan.objects, children, plan.keep)
+            if result.applied or result.pruned:
+                logger.info("%s/%s: applied %s, pruned %s", namespace, name, result.applied, result.pruned)
+        observed = Observed(
+            deployments={
+                d["metadata"]["name"]: d for d in self.view.owned_by("Deployment", namespace, name, uid)
+            },
+            pods=self.view.owned_by("Pod", namespace, name, None),
+        )
+        status = compute_status(service, plan, problem, observed, _now())
+        await self._write_status(body, status)
+
+    async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> None:
+        previous = body.get("status") or {}
+        if status == previous:
+            return
+        await self._announce(body, previous, status)
+        metadata = body["metadata"]
+        await self.api.apply(
+            INFERENCE_SERVICE,
+            {
+                "apiVersion": body["apiVersion"],
+                "kind": body["kind"],
+                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+                "status": status,
+            },
+            subresource="status",
+        )
+
+    async def _announce(self, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:
+        """Events worth a person's attention: a new runtime choice, a condition turning bad or good."""
+        runtime = status.get("runtime")
+        if runtime and runtime != previous.get("runtime"):
+            await self._event(
+                body, "Normal", "RuntimeSelected", f"{runtime['kind']} {runtime['name']}: {runtime['reason']}"
+            )
+        before = {c["type"]: c for c in previous.get("conditions") or []}
+        for condition in status.get("conditions") or []:
+            old = before.get(condition["type"])
+            if old and (old["status"], old.get("reason")) == (condition["status"], condition.get("reason")):
+                continue
+            if condition["type"] == "Ready":
+                if condition["status"] == "True":
+                    await self._event(body, "Normal", "Ready", "the InferenceService is ready")
+            elif condition["status"] == "False" and condition["reason"] not in PROGRESS_REASONS:
+                await self._event(
+                    body, "Warning", condition["reason"], f"{condition['type']}: {condition['message']}"
+                )
+
+    async def _event(self, body: dict[str, Any], event_type: EventType, reason: str, message: str) -> None:
+        try:
+            await post_event(self.api, body, event_type, reason, message, _now())
+        except ApiError as error:
+            logger.warning("could not post event %s: %s", reason, error)
+
+    async def _refuse(self, body: dict[str, Any], error: ValidationError) -> None:
+        """A spec the API server let through but the models refuse (e.g. CRDs older than the operator)."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in error.errors()
+        )
+        generation = body["metadata"].get("generation")
+        previous = body.get("status") or {}
+        old = {c["type"]: c for c in previous.get("conditions") or []}.get("Ready", {})
+        since = old.get("lastTransitionTime") if old.get("reason") == "InvalidSpec" else None
+        condition = {
+            "type": "Ready",
+            "status": "False",
+            "reason": "InvalidSpec",
+            "message": problems,
+            "lastTransitionTime": since or _now(),
+            "observedGeneration": generation,
+        }
+        await self._write_status(
+            body, {**previous, "observedGeneration": generation, "conditions": [condition]}
+        )

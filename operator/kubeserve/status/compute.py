@@ -1,0 +1,143 @@
+"""The InferenceService status, computed from the plan and the observed Deployments and pods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubeserve.api.inference_service import InferenceService
+from kubeserve.api.status import PREVIOUS_REVISION_TAG
+from kubeserve.planning.naming import LABEL_COMPONENT, component_name
+from kubeserve.planning.plan import CANARY, LABEL_TRACK, STABLE, ComponentPlan, Plan, PlanningError
+from kubeserve.status.conditions import Verdict, all_ready, dated
+from kubeserve.status.readiness import deployment_verdict
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The children of one service as last seen: Deployments by name, and its pods."""
+
+    deployments: Mapping[str, Mapping[str, Any]]
+    pods: Sequence[Mapping[str, Any]]
+
+    def pods_of(self, component: str, track: str) -> list[Mapping[str, Any]]:
+        return [
+            p
+            for p in self.pods
+            if (p["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == component
+            and (p["metadata"].get("labels") or {}).get(LABEL_TRACK) == track
+        ]
+
+
+def condition_type(component: str, suffix: str = "Ready") -> str:
+    return f"{component.capitalize()}{suffix}"
+
+
+def _cluster_url(host: str, namespace: str) -> str:
+    return f"http://{host}.{namespace}.svc.cluster.local"
+
+
+def _revisions(
+    plan: ComponentPlan, stable: Verdict, canary: Verdict | None, previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Revision bookkeeping in Knative's terms, which KServe users read in `kubectl get isvc`."""
+    rollout = plan.rollout
+    new = plan.revision
+    new_ready = (rollout.stable_takes_new and stable.ok) or (canary is not None and canary.ok)
+    latest_ready = new if new_ready else previous.get("latestReadyRevision")
+    if latest_ready is None and stable.ok:
+        latest_ready = rollout.stable_revision
+    latest_rolled_out = previous.get("latestRolledoutRevision")
+    previous_rolled_out = previous.get("previousRolledoutRevision")
+    if stable.ok and not rollout.in_canary and rollout.stable_revision != latest_rolled_out:
+        previous_rolled_out, latest_rolled_out = latest_rolled_out, rollout.stable_revision
+    if rollout.stable_revision == new:
+        traffic = [{"revisionName": new, "percent": 100, "latestRevision": True}]
+    else:
+        traffic = [
+            {
+                "revisionName": rollout.stable_revision,
+                "percent": 100 - rollout.canary_percent,
+                "latestRevision": False,
+                "tag": PREVIOUS_REVISION_TAG,
+            },
+            {"revisionName": new, "percent": rollout.canary_percent, "latestRevision": True},
+        ]
+    status = {
+        "latestCreatedRevision": new,
+        "latestReadyRevision": latest_ready,
+        "latestRolledoutRevision": latest_rolled_out,
+        "previousRolledoutRevision": previous_rolled_out,
+        "traffic": traffic,
+    }
+    return {key: value for key, value in status.items() if value is not None}
+
+
+def compute_status(
+    service: InferenceService,
+    plan: Plan | None,
+    error: PlanningError | None,
+    observed: Observed,
+    now: str,
+    ingress_url: str | None = None,
+) -> dict[str, Any]:
+    """The whole status object; `ingress_url` is the external URL when a gateway routes the service."""
+    name = service.metadata.name or ""
+    namespace = service.metadata.namespace or ""
+    generation = service.metadata.generation
+    previous = service.status.to_dict() if service.status else {}
+    components = list(service.spec.components())
+    verdicts: list[Verdict] = []
+    component_status: dict[str, Any] = {}
+    for component in components:
+        kind = condition_type(component)
+        if error is not None:
+            verdicts.append(
+                Verdict(
+                    kind,
+                    "False" if error.component == component else "Unknown",
+                    error.reason if error.component == component else "Blocked",
+                    error.message if error.component == component else f"{error.component} cannot be planned",
+                )
+            )
+            continue
+        assert plan is not None
+        part = plan.components[component]
+        stable = deployment_verdict(
+            kind, observed.deployments.get(part.name), observed.pods_of(component, STABLE)
+        )
+        verdicts.append(stable)
+        canary = None
+        if part.rollout.in_canary:
+            canary = deployment_verdict(
+                condition_type(component, "CanaryReady"),
+                observed.deployments.get(f"{part.name}-canary"),
+                observed.pods_of(component, CANARY),
+            )
+            verdicts.append(canary)
+        host = component_name(name, component)
+        component_status[component] = {
+            **_revisions(part, stable, canary, (previous.get("components") or {}).get(component, {})),
+            "url": _cluster_url(host, namespace),
+        }
+    entry = component_name(name, "transformer" if "transformer" in components else "predictor")
+    address = _cluster_url(entry, namespace)
+    ingress = Verdict("IngressReady", "True", "Routed" if ingress_url else "ClusterLocal", "")
+    ready_parts = [v for v in verdicts if v.type in {condition_type(c) for c in components}] + [ingress]
+    verdicts += [ingress, all_ready("Ready", ready_parts)]
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": dated(verdicts, previous.get("conditions") or [], now, generation),
+        "url": ingress_url or address,
+        "address": {"url": address},
+        "components": component_status,
+    }
+    choice = plan.runtime if plan else None
+    if choice is not None:
+        status["runtime"] = {
+            "name": choice.runtime.name,
+            "kind": choice.runtime.kind,
+            "reason": choice.reason,
+        }
+    return {key: value for key, value in status.items() if value not in (None, {})}

@@ -1,0 +1,65 @@
+"""Whether a component's Deployment serves, read from what the controllers and the scheduler report.
+
+KServe's raw mode reads the Deployment's Available, Progressing and
+ReplicaFailure conditions; Kubeserve also reads the pods' PodScheduled
+condition, so that a GPU request no node can satisfy says so in seconds
+instead of waiting out the progress deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubeserve.status.conditions import Verdict
+
+
+def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {c.get("type", ""): c for c in obj.get("status", {}).get("conditions") or []}
+
+
+def unschedulable_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """The scheduler's own words for the first pod it could not place."""
+    for pod in pods:
+        scheduled = _conditions(pod).get("PodScheduled")
+        if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+            return f"pod {pod['metadata']['name']} cannot be scheduled: {scheduled.get('message', '')}"
+    return None
+
+
+def deployment_verdict(
+    kind: str, deployment: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]]
+) -> Verdict:
+    if deployment is None:
+        return Verdict(kind, "Unknown", "Creating", "waiting for the Deployment to be created")
+    name = deployment["metadata"]["name"]
+    status = deployment.get("status", {})
+    conditions = _conditions(deployment)
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return Verdict(
+            kind, "Unknown", "RolloutPending", f"Deployment {name} has not seen its latest spec yet"
+        )
+    failure = conditions.get("ReplicaFailure")
+    if failure and failure.get("status") == "True":
+        return Verdict(kind, "False", failure.get("reason", "ReplicaFailure"), failure.get("message", ""))
+    progressing = conditions.get("Progressing")
+    if progressing and progressing.get("status") == "False":
+        reason = progressing.get("reason", "ProgressDeadlineExceeded")
+        return Verdict(kind, "False", reason, progressing.get("message", ""))
+    wanted = deployment.get("spec", {}).get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    total = status.get("replicas", 0)
+    rolled_out = updated >= wanted and total <= updated and available >= min(wanted, 1)
+    available_condition = conditions.get("Available", {}).get("status") == "True"
+    if rolled_out and available_condition:
+        return Verdict(kind, "True", "MinimumReplicasAvailable", "")
+    pending = unschedulable_message(pods)
+    if pending:
+        return Verdict(kind, "False", "Unschedulable", pending)
+    return Verdict(
+        kind,
+        "False",
+        "RolloutInProgress",
+        f"Deployment {name}: {available} of {wanted} replicas available, {updated} updated",
+    )
