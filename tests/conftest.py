@@ -19,27 +19,42 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from kubeserve.devcluster.cluster import LocalControlPlane
+from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
 
 REPO = Path(__file__).resolve().parent.parent
 OPERATOR_LOG_KEY = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Path of a kubeconfig for a working cluster; exported as KUBECONFIG for subprocesses."""
-    existing = os.environ.get("KUBECONFIG")
-    if existing:
-        yield existing
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState | None]:
+    """The local control plane this session started, or None when KUBECONFIG names a cluster."""
+    if os.environ.get("KUBECONFIG"):
+        yield None
         return
     plane = LocalControlPlane(tmp_path_factory.mktemp("control-plane"))
     state = plane.up()
     os.environ["KUBECONFIG"] = state.kubeconfig
     try:
-        yield state.kubeconfig
+        yield state
     finally:
         os.environ.pop("KUBECONFIG", None)
         plane.down()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(control_plane: ClusterState | None) -> str:
+    """Path of a kubeconfig for a working cluster; exported as KUBECONFIG for subprocesses."""
+    return control_plane.kubeconfig if control_plane else os.environ["KUBECONFIG"]
+
+
+@pytest.fixture(scope="session")
+def audit_log(control_plane: ClusterState | None) -> Path:
+    """The API server's audit log of writes (local control plane only)."""
+    if control_plane is None:
+        pytest.skip(
+            "counting writes needs the local control plane's audit log; KUBECONFIG names another cluster"
+        )
+    return Path(control_plane.audit_log)
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +77,49 @@ def namespace(kube: k8s.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
+def _apply_files(kubeconfig: str, *paths: Path) -> None:
+    subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            *(arg for path in paths for arg in ("-f", str(path))),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 @pytest.fixture(scope="session")
-def operator_process(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def installed(kubeconfig: str) -> None:
+    """Kubeserve's CRDs (Established) and the shipped ClusterServingRuntimes, as an install has them."""
+    _apply_files(kubeconfig, REPO / "crds")
+    subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            *(
+                f"crd/{p.name.split('_', 1)[1].removesuffix('.yaml')}.serving.kubeserve.io"
+                for p in (REPO / "crds").glob("*.yaml")
+            ),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    _apply_files(kubeconfig, REPO / "manifests" / "runtimes")
+
+
+@pytest.fixture(scope="session")
+def operator_process(
+    kubeconfig: str, installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """`kubeserve run` as a subprocess for the whole session; yields its log file."""
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     with log_path.open("wb") as log:

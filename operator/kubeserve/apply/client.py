@@ -20,6 +20,7 @@ import kopf
 from kubeserve.apply.resources import Resource
 
 FIELD_MANAGER = "kubeserve"
+USER_AGENT = "kubeserve-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 
@@ -64,9 +65,26 @@ def _tls_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
 
 
 def _headers(info: kopf.ConnectionInfo) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT}
     if info.token:
-        return {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"}
-    return {}
+        headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+    return headers
+
+
+def connection_info(logger: kopf.Logger) -> kopf.ConnectionInfo:
+    """In a pod, the ServiceAccount; elsewhere, the kubeconfig.
+
+    kopf's own login handler would import the `kubernetes` package (or pykube)
+    just to read the same files, and that import alone dominates the operator's
+    memory, so kopf is given this one too.
+    """
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings, logger=logger) or kopf.login_with_kubeconfig(
+        settings=settings, logger=logger
+    )
+    if info is None:
+        raise kopf.PermanentError("no credentials: neither a ServiceAccount nor a kubeconfig was found")
+    return info
 
 
 class KubeApi:

@@ -25,6 +25,16 @@ import yaml
 from kubeserve.devcluster import build, nodes, pki, versions
 
 STATE_FILE = "state.json"
+# Every write, at metadata level: tests and benchmarks count the operator's writes from it.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 
 
 class ClusterError(RuntimeError):
@@ -38,6 +48,7 @@ class ClusterState:
     server: str
     processes: dict[str, int]
     versions: str
+    audit_log: str = ""
 
 
 def default_directory() -> Path:
@@ -164,7 +175,12 @@ class LocalControlPlane:
             path = self.directory / f"{who}.kubeconfig"
             path.write_text(yaml.safe_dump(_kubeconfig(server, certs.ca.cert, pair)))
             kubeconfigs[who] = str(path)
-        state = ClusterState(str(self.directory), kubeconfigs["admin"], server, {}, versions.as_text())
+        audit_policy = self.directory / "audit-policy.yaml"
+        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        audit_log = self.logs / "audit.log"
+        state = ClusterState(
+            str(self.directory), kubeconfigs["admin"], server, {}, versions.as_text(), str(audit_log)
+        )
         self._save(state)
 
         etcd_url = f"http://127.0.0.1:{etcd_client}"
@@ -204,6 +220,9 @@ class LocalControlPlane:
                 "--allow-privileged=true",
                 f"--cert-dir={self.directory / 'pki'}",
                 "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={audit_log}",
+                "--audit-log-maxsize=200",
             ],
         )
         with self._admin_http(state) as http:

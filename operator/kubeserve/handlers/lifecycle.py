@@ -6,10 +6,15 @@ from typing import Any
 
 import kopf
 
-from kubeserve.apply.client import KubeApi
+from kubeserve.apply.client import KubeApi, connection_info
 from kubeserve.config import load_config
 from kubeserve.observed import ClusterView
 from kubeserve.reconciler import Reconciler
+
+
+@kopf.on.login()
+def login(logger: kopf.Logger, **_: Any) -> kopf.ConnectionInfo:
+    return connection_info(logger)
 
 
 @kopf.on.startup()

@@ -19,7 +19,7 @@ from kubeserve.api.components import ComponentSpec, ModelSpec
 from kubeserve.api.inference_service import InferenceService
 from kubeserve.planning.placement import Placement
 from kubeserve.planning.runtime_selection import RuntimeChoice
-from kubeserve.planning.storage import MODEL_DIR, StoragePlan
+from kubeserve.planning.storage import StoragePlan
 from kubeserve.planning.templating import TemplateContext, render_container
 
 SERVING_CONTAINER = "kserve-container"
@@ -82,7 +82,7 @@ def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) 
         namespace=parts.service.metadata.namespace or "",
         labels=parts.service.metadata.labels or {},
         annotations=parts.service.metadata.annotations or {},
-        model_dir=MODEL_DIR,
+        model_dir=parts.storage.model_dir,
         model_format=model.model_format.name,
         protocol=model.protocol,
     )

@@ -1,0 +1,71 @@
+"""Driving InferenceServices in tests: apply from YAML or dicts, read status, wait for conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+
+from tests.polling import eventually
+
+GROUP, VERSION, PLURAL = "serving.kubeserve.io", "v1beta1", "inferenceservices"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return loaded
+
+
+class Isvcs:
+    """InferenceServices of one namespace."""
+
+    def __init__(self, kube: k8s.ApiClient, namespace: str) -> None:
+        self.api = k8s.CustomObjectsApi(kube)
+        self.namespace = namespace
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply, as `kubectl apply --server-side` does; returns the object as stored."""
+        name = body["metadata"]["name"]
+        self.api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            body,
+            field_manager="tests",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        return self.get(name)
+
+    def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.api.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return result
+
+    def delete(self, name: str) -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        conditions = self.get(name).get("status", {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), None)
+
+    def wait_condition(
+        self, name: str, kind: str, status: str = "True", reason: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            found = self.condition(name, kind)
+            if found and found["status"] == status and (reason is None or found.get("reason") == reason):
+                return found
+            return None
+
+        return eventually(probe, timeout, f"{kind}={status} ({reason or 'any reason'}) on {name}")
+
+    def wait_ready(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
+        self.wait_condition(name, "Ready", timeout=timeout)
+        return self.get(name)
