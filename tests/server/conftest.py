@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,6 +32,14 @@ from sklearn.linear_model import LogisticRegression
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
 
 STARTUP_SECONDS = 90.0
+# Filled by test_fuzz.py, printed in the terminal summary.
+FUZZ_STATS = {"cases": 0, "server_errors": 0}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FUZZ_STATS["cases"]:
+        cases, errors = FUZZ_STATS["cases"], FUZZ_STATS["server_errors"]
+        terminalreporter.write_line(f"REST fuzzing: {cases} cases tried, {errors} server errors (5xx)")
 
 
 def free_port() -> int:
@@ -47,6 +56,7 @@ class Server:
     grpc_port: int
     log_path: Path
     scheme: str = "http"
+    verify: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
@@ -62,7 +72,7 @@ class Server:
 
     def wait_for(self, path: str, status: int, client: httpx.Client | None = None) -> None:
         if client is None:
-            with httpx.Client(timeout=5) as own:
+            with httpx.Client(timeout=5, verify=self.verify) as own:
                 return self.wait_for(path, status, own)
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -91,7 +101,7 @@ def running_server(
     *args: str,
     env: dict[str, str] | None = None,
     ready: bool = True,
-    client: httpx.Client | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[Server]:
     """Start `python -m kubeserve_server`; wait until live (and ready, unless told not to)."""
     http_port, grpc_port = free_port(), free_port()
@@ -113,11 +123,11 @@ def running_server(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
     scheme = "https" if any(arg.startswith("--tls_cert_file") for arg in args) else "http"
-    server = Server(process, http_port, grpc_port, log_path, scheme)
+    server = Server(process, http_port, grpc_port, log_path, scheme, verify)
     try:
-        server.wait_for("/v2/health/live", 200, client)
+        server.wait_for("/v2/health/live", 200)
         if ready:
-            server.wait_for("/v2/health/ready", 200, client)
+            server.wait_for("/v2/health/ready", 200)
         yield server
     finally:
         server.stop()
@@ -129,13 +139,13 @@ class GrpcClient:
     def __init__(self, channel: grpc.Channel) -> None:
         self.channel = channel
 
-    def call(self, method: str, request: Message, response_type: type[Message]) -> Any:
+    def call(self, method: str, request: Message, response_type: type[Message], timeout: float = 10) -> Any:
         stub = self.channel.unary_unary(
             f"/inference.GRPCInferenceService/{method}",
             request_serializer=lambda message: message.SerializeToString(),
             response_deserializer=response_type.FromString,
         )
-        return stub(request, timeout=10)
+        return stub(request, timeout=timeout)
 
     def infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         response: pb.ModelInferResponse = self.call("ModelInfer", request, pb.ModelInferResponse)
@@ -176,6 +186,14 @@ def iris_server(tmp_path_factory: pytest.TempPathFactory, sklearn_iris: Trained)
         tmp_path_factory.mktemp("logs"), sklearn_iris.model_dir, "sklearn", "--max_request_size=200000"
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def fuzzed_api(iris_server: Server) -> Any:
+    """The served OpenAPI document, loaded by schemathesis, for test_fuzz.py."""
+    import schemathesis
+
+    return schemathesis.openapi.from_url(f"{iris_server.url}/openapi.json")
 
 
 @pytest.fixture

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from kubeserve_server import logs
 from kubeserve_server.config import parse_args
-from kubeserve_server.server import run
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_args(argv)
     logs.configure(config.log_level)
+    # gRPC's C core writes its own plain-text lines to stderr; keep them to errors so the log stays
+    # JSON. It reads the variable when grpc is first imported, hence the import below.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from kubeserve_server.server import run
+
     run(config)
 
 

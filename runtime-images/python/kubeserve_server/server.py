@@ -93,6 +93,8 @@ async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
             log_config=None,
             server_header=False,
             date_header=False,
+            # Idle TLS keep-alive clients can hold a graceful shutdown open: stay in the pod's grace period.
+            timeout_graceful_shutdown=10,
             ssl_certfile=config.tls_cert_file,
             ssl_keyfile=config.tls_key_file,
             ssl_ca_certs=str(config.tls_client_ca_file) if config.tls_client_ca_file else None,

@@ -69,6 +69,8 @@ def _uint64(data: Any, inferred: Array, where: str) -> Array:
 def decode_tensor(data: Any, datatype: str, shape: list[int], where: str) -> Array:
     """JSON data (flat or nested, row-major) -> an array of `datatype` and `shape`, or a 400."""
     dtype = dtype_for(datatype)
+    if not isinstance(data, list):
+        raise InvalidInput(f"{where}.data must be a list (flat or nested)")
     try:
         raw = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as error:

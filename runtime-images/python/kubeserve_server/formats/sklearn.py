@@ -19,7 +19,13 @@ class SKLearnModel(TabularModel):
     _estimator: Any = None
 
     def load(self) -> None:
-        estimator = joblib.load(self.model_file(self.suffixes))
+        path = self.model_file(self.suffixes)
+        try:
+            estimator = joblib.load(path)
+        except Exception as error:  # unpickling garbage raises anything at all, IndexError included
+            raise ModelLoadError(
+                f"{path} is not a joblib or pickle file that loads here: {type(error).__name__}: {error}"
+            ) from error
         if not callable(getattr(estimator, "predict", None)):
             raise ModelLoadError(f"{type(estimator).__name__} loaded from {self.model_dir} has no predict()")
         self._estimator = estimator
