@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubeserve_storage import StorageError, fetch
-from tests.storage.archives import tar_gz, tree, zip_file
-
-MODEL = {"model.joblib": b"weights", "meta/settings.json": b"{}"}
+from tests.storage.model_files import MODEL, tar_gz, tree, zip_file
 
 
 @pytest.mark.parametrize("name", ["model.tar.gz", "model.tgz"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.storage.archives import tar_gz, tree
 from tests.storage.conftest import FileServer, S3Server
+from tests.storage.model_files import tar_gz, tree
 
 COMMAND = Path(sys.executable).parent / "kubeserve-storage"
 

@@ -14,14 +14,11 @@ import pytest
 from gcp_storage_emulator.server import create_server
 
 from kubeserve_storage import StorageError, fetch
-from kubeserve_storage.uri import BucketUri, parse
-from tests.storage.archives import tar_gz, tree
 from tests.storage.conftest import FileServer
+from tests.storage.model_files import MODEL, tar_gz, tree
 
 # google-api-core warns at import when grpcio is installed (the model server's extra) without grpcio-status.
 pytestmark = pytest.mark.filterwarnings("ignore:Please install grpcio-status:ImportWarning")
-
-MODEL = {"model.joblib": b"weights", "meta/settings.json": b"{}"}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +89,3 @@ def test_unusable_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     with pytest.raises(StorageError, match="GCS credentials are unusable"):
         fetch("gs://models/sklearn/iris", tmp_path / "dest")
-
-
-def test_uri_parts() -> None:
-    assert parse("gs://models/sklearn/iris") == BucketUri("gs", "models", "sklearn/iris")

@@ -5,10 +5,8 @@ from pathlib import Path
 import pytest
 
 from kubeserve_storage import StorageError, fetch
-from tests.storage.archives import tar_gz, tree, zip_file
 from tests.storage.conftest import Certificate, FileServer
-
-MODEL = {"model.joblib": b"weights", "meta/settings.json": b"{}"}
+from tests.storage.model_files import MODEL, tar_gz, tree, zip_file
 
 
 def test_single_file(http_server: FileServer, tmp_path: Path) -> None:

@@ -6,9 +6,7 @@ from pathlib import Path
 import pytest
 
 from kubeserve_storage import StorageError, fetch
-from tests.storage.archives import tree
-
-MODEL = {"model.joblib": b"weights", "meta/settings.json": b"{}"}
+from tests.storage.model_files import MODEL, tree
 
 
 @pytest.fixture

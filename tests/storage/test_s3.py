@@ -9,10 +9,8 @@ import pytest
 
 from kubeserve_storage import StorageError, fetch
 from kubeserve_storage.s3 import S3Settings
-from tests.storage.archives import tar_gz, tree
 from tests.storage.conftest import S3Server
-
-MODEL = {"model.joblib": b"weights", "meta/settings.json": b"{}"}
+from tests.storage.model_files import MODEL, tar_gz, tree
 
 
 def put_model(s3: S3Server, bucket: str = "models") -> None:

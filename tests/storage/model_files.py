@@ -1,9 +1,12 @@
-"""Build small tar.gz and zip archives in tests, including hostile ones."""
+"""The files of a small model, archives of them (hostile ones too), and reading a tree back."""
 
 import io
 import tarfile
 import zipfile
 from pathlib import Path
+
+MODEL = {"model.joblib": b"weights", "meta/settings.json": b"{}"}
+"""A model directory by relative path: a file at the top and one in a subdirectory."""
 
 
 def tar_gz(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
