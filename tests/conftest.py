@@ -20,6 +20,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 OPERATOR_LOG_KEY = pytest.StashKey[Path]()
@@ -94,25 +95,20 @@ def _apply_files(kubeconfig: str, *paths: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def installed(kubeconfig: str) -> None:
+def installed(kubeconfig: str, kube: k8s.ApiClient) -> None:
     """Kubeserve's CRDs (Established) and the shipped ClusterServingRuntimes, as an install has them."""
     _apply_files(kubeconfig, REPO / "crds")
-    subprocess.run(
-        [
-            "kubectl",
-            "--kubeconfig",
-            kubeconfig,
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *(
-                f"crd/{p.name.split('_', 1)[1].removesuffix('.yaml')}.serving.kubeserve.io"
-                for p in (REPO / "crds").glob("*.yaml")
-            ),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    extensions = k8s.ApiextensionsV1Api(kube)
+
+    def established() -> bool:
+        crds = extensions.list_custom_resource_definition().items
+        ours = [c for c in crds if c.spec.group == "serving.kubeserve.io"]
+        return len(ours) == len(list((REPO / "crds").glob("*.yaml"))) and all(
+            any(cond.type == "Established" and cond.status == "True" for cond in c.status.conditions or [])
+            for c in ours
+        )
+
+    eventually(established, what="Kubeserve's CRDs to be Established")
     _apply_files(kubeconfig, REPO / "manifests" / "runtimes")
 
 

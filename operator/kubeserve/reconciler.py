@@ -20,14 +20,15 @@ from kubeserve.api.inference_service import InferenceService
 from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from kubeserve.apply.applier import sync_children
 from kubeserve.apply.client import ApiError, KubeApi
-from kubeserve.apply.resources import CHILD_KINDS, INFERENCE_SERVICE
+from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE, VIRTUAL_SERVICE, Resource
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event
 from kubeserve.observed import ClusterView
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
-from kubeserve.planning.plan import LABEL_TRACK, PlanInputs, PlanningError, plan_service
+from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name
-from kubeserve.planning.rollout import TrackState
+from kubeserve.planning.rollout import LABEL_TRACK, TrackState
+from kubeserve.planning.traffic import Backend, effective_backend
 from kubeserve.status.compute import Observed, compute_status
 from kubeserve.status.readiness import deployment_verdict
 
@@ -74,7 +75,9 @@ def _track_states(
                 and (p["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == component
             ]
             ready = deployment_verdict("", deployment, pods).ok
-            tracks[(component, track)] = TrackState(revision_name(name, component, digest), ready)
+            tracks[(component, track)] = TrackState(
+                revision_name(name, component, digest), ready, deployment["spec"]["template"]
+            )
     return tracks
 
 
@@ -85,6 +88,34 @@ class Reconciler:
         self.config = config
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
+        self._served: dict[Resource, bool] | None = None
+        """Whether the cluster serves each traffic resource: asked once, then kept by CRD events."""
+
+    async def backend(self) -> Backend:
+        """The traffic backend in effect; the first call asks the API server what it serves."""
+        if self._served is None:
+            self._served = {r: await self.api.serves(r) for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
+            logger.info("traffic backend: %s", self._backend_of(self._served))
+        return self._backend_of(self._served)
+
+    def _backend_of(self, served: dict[Resource, bool]) -> Backend:
+        return effective_backend(self.config.traffic.backend, served[HTTP_ROUTE], served[VIRTUAL_SERVICE])
+
+    def traffic_resource_changed(self, resource: Resource, served: bool) -> None:
+        """A traffic CRD came or went: re-plan every service if that changes what is served.
+
+        When a CRD goes, its objects went with it, and no watch will say so.
+        """
+        if self._served is None or self._served.get(resource) == served:
+            return
+        self._served[resource] = served
+        logger.info(
+            "%s served: %s; traffic backend: %s", resource.kind, served, self._backend_of(self._served)
+        )
+        if not served:
+            for body in self.view.all(resource.kind):
+                self.view.record(resource.kind, "DELETED", body)
+        self.enqueue_all()
 
     def enqueue(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -111,6 +142,9 @@ class Reconciler:
                     await self.reconcile(*key)
                     backoff = 0.5
                 except (ApiError, httpx.TransportError) as error:
+                    if isinstance(error, ApiError) and error.status == 404:
+                        logger.debug("%s/%s went away during its reconcile", *key)
+                        continue
                     if isinstance(error, ApiError) and not error.transient:
                         logger.error("reconcile of %s/%s failed: %s", *key, error)
                         continue
@@ -139,6 +173,7 @@ class Reconciler:
                 sa["metadata"]["name"]: sa for sa in self.view.all("ServiceAccount", namespace)
             },
             tracks=_track_states(self.view, namespace, name, uid),
+            backend=await self.backend(),
         )
         plan, problem = None, None
         try:
@@ -147,7 +182,7 @@ class Reconciler:
             problem = error
         if plan is not None:
             children = [c for kind in CHILD_KINDS for c in self.view.owned_by(kind, namespace, name, uid)]
-            result = await sync_children(self.api, plan.objects, children, plan.keep)
+            result = await sync_children(self.api, plan.objects, children)
             if result.applied or result.pruned:
                 logger.info("%s/%s: applied %s, pruned %s", namespace, name, result.applied, result.pruned)
         observed = Observed(
@@ -158,6 +193,7 @@ class Reconciler:
         )
         status = compute_status(service, plan, problem, observed, _now())
         await self._write_status(body, status)
+        logger.debug("%s/%s: reconciled", namespace, name)
 
     async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> None:
         previous = body.get("status") or {}

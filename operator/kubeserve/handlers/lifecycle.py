@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
 
 from kubeserve.apply.client import KubeApi, connection_info
 from kubeserve.config import load_config
+from kubeserve.handlers.watches import select_children
 from kubeserve.observed import ClusterView
 from kubeserve.reconciler import Reconciler
 
@@ -22,7 +24,9 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     # Only watch events drive the operator: no kopf progress annotations or finalizers are written,
     # and kopf's own handler-log events are off (the reconciler posts the events that matter).
     settings.posting.enabled = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
+    select_children(settings)
     config = load_config()
     memo.view = ClusterView()
     memo.reconciler = Reconciler(KubeApi.from_environment(logger), memo.view, config)
