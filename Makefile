@@ -26,8 +26,11 @@ cluster: $(BIN)/kubeserve
 cluster-down: $(BIN)/kubeserve
 	$(BIN)/kubeserve dev down
 
-## Run the operator against the local control plane.
-run: $(BIN)/kubeserve
+## The main job: the local control plane (started if needed), Kubeserve's CRDs and runtimes, the operator.
+run: $(BIN)/kubeserve build
+	$(BIN)/kubeserve dev up --reuse
+	kubectl --kubeconfig $$($(BIN)/kubeserve dev kubeconfig) apply --server-side --force-conflicts \
+		-f crds/ -f manifests/runtimes/
 	KUBECONFIG=$$($(BIN)/kubeserve dev kubeconfig) $(BIN)/kubeserve run
 
 ## Regenerate the CRD YAML in crds/ from the API models, and the chart's copies of it.

@@ -39,11 +39,17 @@ def build_command() -> None:
 
 @dev.command()
 @directory_option
-def up(directory: Path) -> None:
+@click.option("--reuse", is_flag=True, help="Leave a cluster that already runs from --dir as it is.")
+def up(directory: Path, reuse: bool) -> None:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok, and wait until Ready."""
+    plane = LocalControlPlane(directory)
+    running = plane.running()
+    if reuse and running and all(running.values()):
+        click.echo(f"cluster already running; kubeconfig: {plane.kubeconfig}")
+        return
     started = time.monotonic()
     try:
-        state = LocalControlPlane(directory).up()
+        state = plane.up()
     except (ClusterError, build.BuildError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"cluster ready in {time.monotonic() - started:.1f} s at {state.server}")
