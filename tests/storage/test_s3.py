@@ -9,7 +9,7 @@ import pytest
 
 from kubeserve_storage import StorageError, fetch
 from kubeserve_storage.s3 import S3Settings
-from tests.storage.conftest import S3Server
+from tests.storage.conftest import Certificate, S3Server
 from tests.storage.model_files import MODEL, tar_gz, tree
 
 
@@ -52,6 +52,44 @@ def test_endpoint_from_kserve_annotation_variables(
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     monkeypatch.setenv("S3_ENDPOINT", s3.endpoint.removeprefix("http://"))
     monkeypatch.setenv("S3_USE_HTTPS", "0")
+    monkeypatch.setenv("S3_VERIFY_SSL", "0")
+    fetch("s3://models/sklearn/iris", tmp_path / "dest")
+    assert tree(tmp_path / "dest") == MODEL
+
+
+def test_tls_endpoint_verified_against_its_ca(
+    s3: S3Server,
+    s3_tls_endpoint: str,
+    self_signed: Certificate,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put_model(s3)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_tls_endpoint)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(self_signed.cert))
+    fetch("s3://models/sklearn/iris", tmp_path / "dest")
+    assert tree(tmp_path / "dest") == MODEL
+
+
+def test_tls_endpoint_with_an_untrusted_certificate(
+    s3: S3Server, s3_tls_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_model(s3)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_tls_endpoint)
+    with pytest.raises(StorageError) as raised:
+        fetch("s3://models/sklearn/iris", tmp_path / "dest")
+    assert f"TLS to {s3_tls_endpoint} failed" in str(raised.value)
+    assert "set AWS_CA_BUNDLE to the endpoint's CA, or S3_VERIFY_SSL=0" in str(raised.value)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_tls_verification_off(
+    s3: S3Server, s3_tls_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3_VERIFY_SSL=0 (annotation s3-verifyssl: "0"), with the endpoint as S3_ENDPOINT (s3-endpoint)."""
+    put_model(s3)
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("S3_ENDPOINT", s3_tls_endpoint.removeprefix("https://"))
     monkeypatch.setenv("S3_VERIFY_SSL", "0")
     fetch("s3://models/sklearn/iris", tmp_path / "dest")
     assert tree(tmp_path / "dest") == MODEL

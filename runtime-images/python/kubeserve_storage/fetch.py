@@ -51,7 +51,8 @@ def fetch(uri: str, dest: Path) -> bool:
         if len(entries) == 1 and entries[0].is_file() and archive.is_archive(entries[0]):
             archive.unpack(entries[0])
         files = [path for path in staging.rglob("*") if path.is_file()]
-        log.info("fetched %d files, %d bytes", len(files), sum(path.stat().st_size for path in files))
+        size = sum(path.stat().st_size for path in files)
+        log.info("fetched %d file%s, %d bytes", len(files), "" if len(files) == 1 else "s", size)
         _publish(staging, dest)
         return True
     except OSError as error:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     SSLError,
 )
+from urllib3.exceptions import InsecureRequestWarning
 
 from kubeserve_storage import bucket
 from kubeserve_storage.env import flag
@@ -26,6 +29,8 @@ from kubeserve_storage.uri import BucketUri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 _DENIED = frozenset(
     {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -77,9 +82,21 @@ class S3Settings:
 
 
 def download(uri: BucketUri, into: Path) -> None:
-    """Download every object the URI names into `into`, translating boto's errors into what to fix."""
+    """Download every object the URI names into `into`."""
     settings = S3Settings.from_env(os.environ)
     client = settings.client()
+    with warnings.catch_warnings():
+        if settings.verify is False:
+            # Asked for with S3_VERIFY_SSL=0: say so once, not in a warning on every request.
+            log.warning(
+                "not verifying the TLS certificate of %s (S3_VERIFY_SSL=0)", settings.endpoint_url or "S3"
+            )
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+        _download_all(uri, into, settings, client)
+
+
+def _download_all(uri: BucketUri, into: Path, settings: S3Settings, client: S3Client) -> None:
+    """List, plan and fetch, translating boto's errors into what to fix."""
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=uri.prefix)
         keys = [item["Key"] for page in pages for item in page.get("Contents", [])]

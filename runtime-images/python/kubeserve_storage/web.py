@@ -14,7 +14,7 @@ _TIMEOUT = httpx.Timeout(30.0, read=300.0)
 _CHUNK = 1 << 20
 
 
-def verification() -> ssl.SSLContext | bool:
+def _verification() -> ssl.SSLContext | bool:
     """TLS verification from HTTPS_VERIFY_SSL and SSL_CERT_FILE (see the package docstring)."""
     if not flag(os.environ, "HTTPS_VERIFY_SSL", default=True):
         return False
@@ -32,7 +32,7 @@ def download(uri: HttpUri, into: Path) -> None:
     target = into / uri.filename
     try:
         with httpx.stream(
-            "GET", uri.url, follow_redirects=True, timeout=_TIMEOUT, verify=verification()
+            "GET", uri.url, follow_redirects=True, timeout=_TIMEOUT, verify=_verification()
         ) as reply:
             if reply.status_code in (401, 403):
                 raise StorageError(f"access denied (HTTP {reply.status_code}): the server refuses this URL")
