@@ -3,13 +3,14 @@
 Every server serves the same scikit-learn iris model (trained here), pinned to core 0, and is
 driven by the same load generator (wrk with post.lua) pinned to core 1, on 127.0.0.1 only. Each
 server's answers are checked against `model.predict` before it is timed. For each server, body
-(1 row, 64 rows) and concurrency (1, 8, 64) it prints requests per second and p50/p99 latency, then
-the ratios to KServe and to the bare handler, and each server's resident memory.
+(1 row, 64 rows) and concurrency (1, 8, 64) it prints requests per second and p50/p99 latency (the
+median of several rounds, visiting the servers in turn), then the ratios to KServe and to the bare
+handler, and each server's resident memory.
 
 KServe and MLServer pin old dependencies, so each gets its own virtualenv under
 ~/.cache/kubeserve/bench-venvs (made on first use). Not part of `make test`:
 
-    .venv/bin/python bench/bench_model_server.py [--duration 5] [--only kubeserve,kserve]
+    .venv/bin/python bench/bench_model_server.py [--duration 3] [--rounds 3] [--only kubeserve,kserve]
 """
 
 from __future__ import annotations
@@ -267,8 +268,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds of load per measurement")
+    parser.add_argument("--duration", type=int, default=3, help="seconds of load per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of load before each measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per case; the median is kept")
     parser.add_argument("--only", default="kubeserve,kserve,mlserver,bare", help="comma-separated servers")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -281,8 +283,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     # The same benchmark environment for every server; OpenBLAS overrides slow a current numpy.
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPENBLAS_")}
-    results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="kubeserve-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="kubeserve-bench-") as scratch, contextlib.ExitStack() as stack:
         work = Path(scratch)
         model_dir = work / "iris"
         model_dir.mkdir()
@@ -293,25 +294,45 @@ def main() -> None:
             bodies[label] = work / f"body-{count}.json"
             bodies[label].write_bytes(body_for(rows))
             expected[label] = model.predict(rows).tolist()
+        # All servers run at once, idle but for the one under load, and every case visits each in
+        # turn, round after round: load from elsewhere on the machine then hits them all alike.
+        servers = {}
         for target in targets(model_dir, work, only):
-            print(f"== {target.name}", flush=True)
-            with started(target, work / f"{target.name}.log", env) as process:
-                check_answers(target, bodies, expected)
-                runs = {}
-                for label, body in bodies.items():
-                    for concurrency in CONCURRENCIES:
+            process = stack.enter_context(started(target, work / f"{target.name}.log", env))
+            check_answers(target, bodies, expected)
+            servers[target.name] = (target, process)
+            print(f"{target.name}: answers match model.predict", flush=True)
+        measured: dict[str, dict[str, list[dict[str, float]]]] = {name: {} for name in servers}
+        for label, body in bodies.items():
+            for concurrency in CONCURRENCIES:
+                case = f"{label} c={concurrency}"
+                for _ in range(args.rounds):
+                    for name, (target, _process) in servers.items():
                         wrk(target.infer_path, body, concurrency, args.warmup)
-                        run = wrk(target.infer_path, body, concurrency, args.duration)
-                        runs[f"{label} c={concurrency}"] = run
-                        print(
-                            f"   {label:8} c={concurrency:<3} {run['rps']:8.0f} req/s  "
-                            f"p50 {run['p50_ms']:7.2f} ms  p99 {run['p99_ms']:7.2f} ms",
-                            flush=True,
+                        measured[name].setdefault(case, []).append(
+                            wrk(target.infer_path, body, concurrency, args.duration)
                         )
-                results[target.name] = {"runs": runs, "rss_mib": rss_mib(process.pid)}
+                print(
+                    f"{case}: "
+                    + ", ".join(
+                        f"{name} {median(runs[case])['rps']:.0f} req/s" for name, runs in measured.items()
+                    ),
+                    flush=True,
+                )
+        results = {
+            name: {
+                "runs": {case: median(runs) for case, runs in cases.items()},
+                "rss_mib": rss_mib(servers[name][1].pid),
+            }
+            for name, cases in measured.items()
+        }
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
