@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
 import ssl
+import sys
 import tempfile
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
@@ -158,13 +160,21 @@ def run(config: ServerConfig) -> None:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         logger.info("started %d workers: %s", len(workers), [worker.pid for worker in workers])
-        for worker in workers:
-            worker.join()
-            if worker.exitcode:
-                logger.error(
-                    "%s (pid %s) exited with %s; stopping the others",
-                    worker.name,
-                    worker.pid,
-                    worker.exitcode,
-                )
-                stop(signal.SIGTERM, None)
+        failed = False
+        running = list(workers)
+        while running:
+            exited = multiprocessing.connection.wait([worker.sentinel for worker in running])
+            for worker in [worker for worker in running if worker.sentinel in exited]:
+                worker.join()
+                running.remove(worker)
+                if worker.exitcode and not failed:
+                    failed = True
+                    logger.error(
+                        "%s (pid %s) exited with %s; stopping the others",
+                        worker.name,
+                        worker.pid,
+                        worker.exitcode,
+                    )
+                    stop(signal.SIGTERM, None)
+    if failed:
+        sys.exit(1)
