@@ -103,11 +103,16 @@ def test_installs_only_extras_that_exist(dockerfile: Path) -> None:
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
-def test_copies_only_what_exists(dockerfile: Path) -> None:
+def test_copies_only_what_exists_and_reaches_the_builder(dockerfile: Path) -> None:
+    """Each COPY source is in the repository and let through by the root .dockerignore's allowlist."""
+    allowed = [line[1:] for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
     for name, args in instructions(dockerfile):
         if name == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
                 assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+                assert any(
+                    source.rstrip("/") == entry or source.startswith(f"{entry}/") for entry in allowed
+                ), f"COPY {source}: .dockerignore keeps it from the builder"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))

@@ -1,7 +1,8 @@
-"""Real servers for the storage initializer's tests: moto's S3 server and a local HTTP(S) file server.
+"""Real servers for the storage initializer's tests: moto's S3 server (over HTTP, and over HTTPS
+with a self-signed certificate) and a local HTTP(S) file server.
 
-Both listen on 127.0.0.1 on a free port, run in threads of the test process, and are stopped
-by the fixture that started them.
+All listen on 127.0.0.1 on a free port, run in threads of the test process, and are stopped by
+the fixture that started them.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ CONTRACT = (
     "STORAGE_EMULATOR_HOST",
     "SSL_CERT_FILE",
     "HTTPS_VERIFY_SSL",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
 )
 
 
