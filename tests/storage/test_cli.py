@@ -30,6 +30,14 @@ def test_help() -> None:
     assert result.returncode == 0
     assert "usage: kubeserve-storage [-h] uri [dest]" in result.stdout
     assert "/mnt/models" in result.stdout
+    # The env contract, for someone with only the image at hand.
+    for variable in (
+        "AWS_ENDPOINT_URL",
+        "S3_VERIFY_SSL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "HTTPS_VERIFY_SSL",
+    ):
+        assert variable in result.stdout
 
 
 def test_success(http_server: FileServer, tmp_path: Path) -> None:

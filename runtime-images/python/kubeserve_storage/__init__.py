@@ -10,7 +10,7 @@ s3://
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   credentials (AWS_SESSION_TOKEN too, read by boto3)
     AWS_ENDPOINT_URL      full endpoint URL of an S3-compatible store (MinIO, Ceph, ...)
     S3_ENDPOINT           host[:port] of that endpoint, used when AWS_ENDPOINT_URL is unset
-                          (annotation serving.kserve.io/s3-endpoint)
+                          (ServiceAccount annotation serving.kserve.io/s3-endpoint)
     S3_USE_HTTPS          1/0, the scheme for S3_ENDPOINT; default 1 (s3-usehttps)
     AWS_DEFAULT_REGION    region, AWS_REGION as a fallback (s3-region)
     S3_VERIFY_SSL         1/0, verify the endpoint's TLS certificate; default 1 (s3-verifyssl)
@@ -19,8 +19,8 @@ s3://
                           custom endpoint (s3-usevirtualbucket; KServe's spelling)
     awsAnonymousCredential  true to read a public bucket unsigned (s3-useanoncredential)
 gs://
-    GOOGLE_APPLICATION_CREDENTIALS  path of a service-account key (KServe mounts
-                          gcloud-application-credentials.json); without it the client is anonymous
+    GOOGLE_APPLICATION_CREDENTIALS  path of a service-account key (the operator mounts the
+                          ServiceAccount's gcloud-application-credentials.json); anonymous without it
     STORAGE_EMULATOR_HOST  URL of a GCS emulator, read by google-cloud-storage
 https:// and http://
     SSL_CERT_FILE         CA bundle to verify the server against, instead of the built-in roots

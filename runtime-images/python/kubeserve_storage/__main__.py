@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import kubeserve_storage
 from kubeserve_storage.errors import StorageError
 from kubeserve_storage.fetch import fetch
 from kubeserve_storage.uri import ALLOWED
@@ -15,10 +16,13 @@ DEFAULT_DEST = Path("/mnt/models")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Fetch, and turn a StorageError into one log line naming the URI, and exit status 1."""
+    # The package docstring holds the env contract; --help shows it, since an image has no README.
+    _, heading, contract = (kubeserve_storage.__doc__ or "").partition("Environment contract")
     parser = argparse.ArgumentParser(
         prog="kubeserve-storage",
         description="Fetch a model into the model directory, atomically.",
-        epilog="Credentials and endpoints come from the environment: see runtime-images/README.md.",
+        epilog=heading + contract,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("uri", help=f"where the model is: {ALLOWED}")
     parser.add_argument(
