@@ -1,6 +1,7 @@
 """Archives are unpacked in place, and one with a member escaping the destination writes nothing."""
 
 import os
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +76,15 @@ def test_corrupt_archive(tmp_path: Path) -> None:
 def test_empty_archive(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"model\.zip is an empty archive"):
         fetch(str(zip_file(tmp_path / "model.zip", {})), tmp_path / "dest")
+
+
+def test_archive_of_a_directory_as_dot(tmp_path: Path) -> None:
+    """`tar -czf model.tgz -C model .` gives members `.` and `./model.joblib`: common, and inside."""
+    source = tmp_path / "model"
+    (source / "meta").mkdir(parents=True)
+    for name, content in MODEL.items():
+        (source / name).write_bytes(content)
+    with tarfile.open(tmp_path / "model.tgz", "w:gz") as tar:
+        tar.add(source, arcname=".")
+    fetch(str(tmp_path / "model.tgz"), tmp_path / "dest")
+    assert tree(tmp_path / "dest") == MODEL
