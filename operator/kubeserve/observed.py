@@ -1,12 +1,14 @@
 """What the operator has seen of the cluster, kept current by kopf's watches.
 
 Planning and status read from here instead of calling the API server, so a
-reconcile costs no reads; only writes go out.
+reconcile costs no reads; only writes go out. Objects are indexed by namespace
+and by the service label, so a reconcile touches its own children only (never
+a scan of every object of a kind), and bodies are kept without what no reader
+needs (managed fields, a pod's spec), which is most of their size.
 """
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -17,40 +19,81 @@ Body = dict[str, Any]
 Key = tuple[str, str]
 """(namespace, name); namespace is "" for cluster-scoped objects."""
 
+UNREAD_FIELDS = {"Pod": frozenset({"spec"})}
+"""Top-level fields no reader of the view uses, by kind (a pod is judged by its labels and status)."""
+
 
 def key_of(body: Mapping[str, Any]) -> Key:
     metadata = body["metadata"]
     return metadata.get("namespace", ""), metadata["name"]
 
 
+def _slim(kind: str, body: Mapping[str, Any]) -> Body:
+    """A new top-level dict without managed fields or unread parts; nested values are shared, not copied.
+
+    Watch events are fresh objects that nobody mutates, so sharing them is safe
+    and a deep copy would only double what the view holds.
+    """
+    unread = UNREAD_FIELDS.get(kind, frozenset())
+    slim = {key: value for key, value in body.items() if key not in unread}
+    slim["metadata"] = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
+    return slim
+
+
+def _service_of(body: Mapping[str, Any]) -> str | None:
+    service: str | None = (body["metadata"].get("labels") or {}).get(LABEL_SERVICE)
+    return service
+
+
 class ClusterView:
-    """The latest body of each watched object, by kind, and the children of each service."""
+    """The latest body of each watched object by kind and namespace, and the children of each service."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, dict[Key, Body]] = defaultdict(dict)
+        self._objects: dict[str, dict[str, dict[str, Body]]] = defaultdict(lambda: defaultdict(dict))
+        self._children: dict[tuple[str, str, str], dict[str, Body]] = defaultdict(dict)
 
     def record(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Apply one watch event; DELETED forgets the object."""
-        objects = self._objects[kind]
+        namespace, name = key_of(body)
+        in_namespace = self._objects[kind][namespace]
+        previous = in_namespace.pop(name, None)
+        if previous is not None:
+            self._unindex(kind, namespace, name, previous)
         if event_type == "DELETED":
-            objects.pop(key_of(body), None)
-        else:
-            objects[key_of(body)] = copy.deepcopy(dict(body))
+            if not in_namespace:
+                del self._objects[kind][namespace]
+            return
+        slim = _slim(kind, body)
+        in_namespace[name] = slim
+        service = _service_of(slim)
+        if service is not None:
+            self._children[(kind, namespace, service)][name] = slim
+
+    def _unindex(self, kind: str, namespace: str, name: str, body: Body) -> None:
+        service = _service_of(body)
+        if service is None:
+            return
+        siblings = self._children[(kind, namespace, service)]
+        siblings.pop(name, None)
+        if not siblings:
+            del self._children[(kind, namespace, service)]
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
-        return self._objects[kind].get((namespace, name))
+        return self._objects[kind].get(namespace, {}).get(name)
 
     def all(self, kind: str, namespace: str | None = None) -> list[Body]:
-        return [body for (ns, _), body in self._objects[kind].items() if namespace is None or ns == namespace]
+        by_namespace = self._objects[kind]
+        if namespace is not None:
+            return list(by_namespace.get(namespace, {}).values())
+        return [body for objects in by_namespace.values() for body in objects.values()]
 
     def owned_by(self, kind: str, namespace: str, service: str, uid: str | None) -> list[Body]:
         """Objects of `kind` labelled for `service`; with `uid`, only those it owns (never a stranger's)."""
-        found = []
-        for body in self.all(kind, namespace):
-            metadata = body["metadata"]
-            if (metadata.get("labels") or {}).get(LABEL_SERVICE) != service:
-                continue
-            owners = metadata.get("ownerReferences") or []
-            if uid is None or any(o.get("uid") == uid for o in owners):
-                found.append(body)
-        return found
+        labelled = self._children.get((kind, namespace, service), {}).values()
+        if uid is None:
+            return list(labelled)
+        return [
+            body
+            for body in labelled
+            if any(o.get("uid") == uid for o in body["metadata"].get("ownerReferences") or [])
+        ]

@@ -1,8 +1,13 @@
 """Server-side apply of a plan's objects, and pruning of what the service owns but no longer wants.
 
-Each applied object carries a hash of what was applied. A reconcile whose
-desired object hashes the same as the observed one's annotation sends nothing,
-so a quiet cluster sees no writes at all from the operator.
+An object is applied only when the observed one no longer conforms to it:
+every value Kubeserve sets must still be there. Each applied object carries a
+hash of what was applied, and the hash is one of those values, so a change of
+plan (even a removed field) fails the check; so does a hand edit of an image or
+a replica count, which leaves the hash alone. Fields someone else added are
+theirs under server-side apply and are left alone. The check reads only the
+watched object, so it needs no memory across reconciles or restarts, and a
+quiet cluster sees no writes at all from the operator.
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubeserve.apply.client import KubeApi
@@ -22,6 +30,20 @@ HASH_ANNOTATION = f"{GROUP_PREFIX}/applied-hash"
 
 ObjectKey = tuple[str, str]
 """(kind, name) of a child within its service's namespace."""
+
+logger = logging.getLogger(__name__)
+
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+_SCALE = {
+    **{
+        suffix: Decimal(1024) ** power
+        for power, suffix in enumerate(("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))
+    },
+    **{
+        suffix: Decimal(10) ** power
+        for suffix, power in zip("numkMGTPE", (-9, -6, -3, 3, 6, 9, 12, 15, 18), strict=True)
+    },
+}
 
 
 @dataclass
@@ -42,9 +64,49 @@ def stamped(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": {**metadata, "annotations": annotations}}
 
 
-def applied_hash(obj: dict[str, Any]) -> str | None:
-    value: str | None = (obj.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
+def _applied_hash(obj: dict[str, Any]) -> str | None:
+    value: str | None = (obj["metadata"].get("annotations") or {}).get(HASH_ANNOTATION)
     return value
+
+
+def _quantity(value: object) -> Decimal | None:
+    """A Kubernetes quantity's value: the API server stores "0.5" as "500m" and "1024Mi" as "1Gi"."""
+    match = _QUANTITY.fullmatch(str(value)) if isinstance(value, str | int) else None
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    try:
+        if suffix and suffix[0] in "eE":
+            return Decimal(number) * Decimal(10) ** int(suffix[1:])
+        return Decimal(number) * _SCALE[suffix or ""]
+    except InvalidOperation:
+        return None
+
+
+def conforms(desired: Any, observed: Any) -> bool:
+    """Whether `observed` still holds every value of `desired`.
+
+    A value the API server leaves out when empty (false, 0, "", {}, []) may be
+    missing; an item of a list of objects may sit anywhere in the observed list
+    (server-side apply merges them by key, and others may add their own); a
+    list of plain values must match exactly, as it is replaced whole.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        return all(
+            conforms(value, observed[key]) if key in observed else not value for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        if not isinstance(observed, list):
+            return False
+        if all(isinstance(item, dict) for item in desired):
+            return all(any(conforms(item, candidate) for candidate in observed) for item in desired)
+        return len(desired) == len(observed) and all(map(conforms, desired, observed))
+    if desired == observed:
+        return True
+    quantity = _quantity(desired)
+    return quantity is not None and quantity == _quantity(observed)
 
 
 async def sync_children(
@@ -53,7 +115,7 @@ async def sync_children(
     observed: Iterable[dict[str, Any]],
     keep: frozenset[ObjectKey] = frozenset(),
 ) -> SyncResult:
-    """Apply what changed, delete owned children that are neither desired nor to be kept."""
+    """Apply what is missing or no longer conforms, delete owned children neither desired nor kept."""
     current = {key_of(obj): obj for obj in observed}
     result = SyncResult()
     writes: list[Awaitable[object]] = []
@@ -62,8 +124,12 @@ async def sync_children(
         key = key_of(obj)
         wanted.add(key)
         target = stamped(obj)
-        if key in current and applied_hash(current[key]) == applied_hash(target):
-            continue
+        found = current.get(key)
+        if found is not None:
+            if conforms(target, found):
+                continue
+            if _applied_hash(found) == _applied_hash(target):
+                logger.info("restoring %s %s: changed outside Kubeserve since it was applied", *key)
         result.applied.append("/".join(key))
         writes.append(api.apply(CHILD_KINDS[key[0]], target))
     for key, obj in current.items():

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ import kopf
 from kubeserve.apply.resources import Resource
 
 FIELD_MANAGER = "kubeserve"
-USER_AGENT = "kubeserve-operator"
+USER_AGENT_PRODUCT = "kubeserve-operator"
+"""Every request's User-Agent starts with this; the audit log tells the operator's writes apart by it."""
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 
@@ -64,8 +67,21 @@ def _tls_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
     return context
 
 
+def user_agent() -> str:
+    """`kubeserve-operator/<version> (<host>/<pid>)`: the instance shows in the audit log.
+
+    Two operators (an old one still stopping, a restarted one) share one identity;
+    the host and PID let a test or a person see which instance sent a write.
+    """
+    try:
+        release = version("kubeserve")
+    except PackageNotFoundError:
+        release = "unknown"
+    return f"{USER_AGENT_PRODUCT}/{release} ({socket.gethostname()}/{os.getpid()})"
+
+
 def _headers(info: kopf.ConnectionInfo) -> dict[str, str]:
-    headers = {"User-Agent": USER_AGENT}
+    headers = {"User-Agent": user_agent()}
     if info.token:
         headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
     return headers
@@ -105,14 +121,8 @@ class KubeApi:
 
     @classmethod
     def from_environment(cls, logger: kopf.Logger) -> KubeApi:
-        """In a pod, the ServiceAccount; elsewhere, the kubeconfig (as kopf logs in)."""
-        settings = kopf.OperatorSettings()
-        info = kopf.login_with_service_account(
-            settings=settings, logger=logger
-        ) or kopf.login_with_kubeconfig(settings=settings, logger=logger)
-        if info is None:
-            raise kopf.PermanentError("no credentials: neither a ServiceAccount nor a kubeconfig was found")
-        return cls.from_connection(info)
+        """With the same credentials kopf logs in with."""
+        return cls.from_connection(connection_info(logger))
 
     async def close(self) -> None:
         await self._http.aclose()

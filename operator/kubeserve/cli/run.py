@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 import kopf
 
@@ -15,9 +17,22 @@ import kopf
     help="Watch only these namespaces (repeatable); all namespaces when omitted.",
 )
 @click.option("--liveness", default=None, help="Serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
-def run(namespaces: tuple[str, ...], liveness: str | None) -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log every reconcile (Kubeserve's own debug messages; kopf's stay at INFO).",
+)
+def run(namespaces: tuple[str, ...], liveness: str | None, debug: bool) -> None:
     """Start the operator: watch InferenceServices and runtimes, reconcile their children."""
     import kubeserve.handlers  # noqa: F401  (registers the kopf handlers)
+
+    # kopf.run() leaves logging alone; without this, the reconciler's INFO messages are lost. kopf's
+    # "handler succeeded" per watch event and httpx's line per request would drown them (and cost CPU).
+    kopf.configure(verbose=False)
+    for chatty in ("kopf.objects", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if debug:
+        logging.getLogger("kubeserve").setLevel(logging.DEBUG)
 
     kopf.run(
         clusterwide=not namespaces,

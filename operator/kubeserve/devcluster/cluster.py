@@ -35,6 +35,9 @@ AUDIT_POLICY = {
         {"level": "None"},
     ],
 }
+ADMIN_USER = "kubernetes-admin"
+AUDIT_ADMIN_READS = {"level": "Metadata", "users": [ADMIN_USER], "verbs": ["get", "list", "watch"]}
+"""Reads by the admin identity (which a local operator runs as): a benchmark counts them on request."""
 
 
 class ClusterError(RuntimeError):
@@ -145,26 +148,30 @@ class LocalControlPlane:
         state.processes[name] = process.pid
         self._save(state)
 
-    def up(self, timeout: float = 90.0) -> ClusterState:
-        """Start a fresh cluster and return once nodes are Ready and the API is usable."""
+    def up(self, timeout: float = 90.0, audit_reads: bool = False) -> ClusterState:
+        """Start a fresh cluster and return once nodes are Ready and the API is usable.
+
+        With `audit_reads`, the audit log also records the admin identity's reads,
+        so that a benchmark can count every request of an operator running as admin.
+        """
         if any(self.running().values()):
             raise ClusterError(
                 f"a cluster already runs from {self.directory}; run `kubeserve dev down` first"
             )
         build.ensure_built()
         try:
-            return self._start_all(time.monotonic() + timeout)
+            return self._start_all(time.monotonic() + timeout, audit_reads)
         except BaseException:
             self.down()
             raise
 
-    def _start_all(self, deadline: float) -> ClusterState:
+    def _start_all(self, deadline: float, audit_reads: bool) -> ClusterState:
         self._reset_directory()
         certs = pki.ClusterPKI(self.directory / "pki")
         serving = certs.serving("apiserver")
         sa_keys = certs.service_account_keys()
         identities = {
-            "admin": certs.client("admin", "kubernetes-admin", "system:masters"),
+            "admin": certs.client("admin", ADMIN_USER, "system:masters"),
             "controller-manager": certs.client("controller-manager", "system:kube-controller-manager"),
             "scheduler": certs.client("scheduler", "system:kube-scheduler"),
         }
@@ -176,7 +183,8 @@ class LocalControlPlane:
             path.write_text(yaml.safe_dump(_kubeconfig(server, certs.ca.cert, pair)))
             kubeconfigs[who] = str(path)
         audit_policy = self.directory / "audit-policy.yaml"
-        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        rules = [AUDIT_ADMIN_READS, *AUDIT_POLICY["rules"]] if audit_reads else AUDIT_POLICY["rules"]
+        audit_policy.write_text(yaml.safe_dump({**AUDIT_POLICY, "rules": rules}))
         audit_log = self.logs / "audit.log"
         state = ClusterState(
             str(self.directory), kubeconfigs["admin"], server, {}, versions.as_text(), str(audit_log)

@@ -1,0 +1,256 @@
+"""A settled operator sends no writes, a restarted one neither; drift is undone; deletion collects children.
+
+Writes are counted from the API server's audit log, by the operator's User-Agent
+(`kubeserve-operator/<version> (<host>/<pid>)`), so a second operator started
+here is told apart from the session's own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from kubeserve.apply.client import USER_AGENT_PRODUCT
+from kubeserve.devcluster.audit import AuditTail, Request
+from tests.cluster.isvc import GROUP, PLURAL, VERSION, Isvcs, example
+from tests.polling import eventually
+
+QUIET_WINDOW = 5.0
+"""Seconds of watching for writes: far longer than a reconcile, and than kopf's 5 s idle worker timeout."""
+SETTLE = 2.0
+"""A service counts as settled once the operator has sent it nothing for this long."""
+
+
+def _autoscaled() -> dict[str, Any]:
+    body = example("sklearn-iris.yaml")
+    body["metadata"]["name"] = "iris-hpa"
+    body["spec"]["predictor"].update({"minReplicas": 1, "maxReplicas": 3, "scaleTarget": 70})
+    return body
+
+
+def _services() -> list[dict[str, Any]]:
+    """A plain predictor, a transformer in front of a predictor, and one with an HPA."""
+    return [example("sklearn-iris.yaml"), example("transformer.yaml"), _autoscaled()]
+
+
+def _operator_writes(tail: AuditTail, namespace: str, agent: str = USER_AGENT_PRODUCT) -> list[Request]:
+    return [r for r in tail.writes(agent) if r.namespace == namespace]
+
+
+def _settle(audit_log: Path, namespace: str, timeout: float = 60.0) -> None:
+    """Wait until the operator has sent no write to `namespace` for SETTLE seconds."""
+
+    def quiet() -> bool:
+        tail = AuditTail(audit_log)
+        time.sleep(SETTLE)
+        return not _operator_writes(tail, namespace)
+
+    eventually(quiet, timeout, f"the operator to stop writing to {namespace}", interval=0)
+
+
+def _ready(isvcs: Isvcs, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        isvcs.apply(body)
+    for body in bodies:
+        isvcs.wait_ready(body["metadata"]["name"], timeout=60)
+
+
+def test_steady_state_is_silent(kube: k8s.ApiClient, namespace: str, operator: Path, audit_log: Path) -> None:
+    isvcs = Isvcs(kube, namespace)
+    creation = AuditTail(audit_log)
+    _ready(isvcs, _services())
+    _settle(audit_log, namespace)
+
+    # The same counter sees the writes that creating the services took, so zero below means zero.
+    made = {(r.resource, r.subresource) for r in _operator_writes(creation, namespace)}
+    assert {
+        ("deployments", ""),
+        ("services", ""),
+        ("horizontalpodautoscalers", ""),
+        ("inferenceservices", "status"),
+    } <= made
+
+    quiet = AuditTail(audit_log)
+    time.sleep(QUIET_WINDOW)
+    assert _operator_writes(quiet, namespace) == []
+
+    # Harmless touches: a label on the service (used by no child) and one on a Deployment (not ours).
+    touched = AuditTail(audit_log)
+    isvcs.api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "sklearn-iris", {"metadata": {"labels": {"team": "vision"}}}
+    )
+    k8s.AppsV1Api(kube).patch_namespaced_deployment(
+        "iris-hpa-predictor", namespace, {"metadata": {"labels": {"cost-centre": "42"}}}
+    )
+    time.sleep(QUIET_WINDOW)
+    assert _operator_writes(touched, namespace) == []
+
+
+@pytest.fixture
+def own_operator(
+    kubeconfig: str, namespace: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A second `kubeserve run`, watching only the test's namespace, logging every reconcile."""
+    log_path = tmp_path / "operator.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kubeserve.cli", "run", "--namespace", namespace, "--debug"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | {"KUBECONFIG": kubeconfig},
+        )
+    try:
+        yield process, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_a_restarted_operator_examines_every_service_and_writes_nothing(
+    kube: k8s.ApiClient,
+    namespace: str,
+    operator: Path,
+    audit_log: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    bodies = _services()
+    _ready(isvcs, bodies)
+    _settle(audit_log, namespace)
+
+    restart = AuditTail(audit_log)
+    process, log_path = request.getfixturevalue("own_operator")
+    names = {b["metadata"]["name"] for b in bodies}
+    reconciled = re.compile(rf"{re.escape(namespace)}/([a-z0-9-]+): reconciled")
+
+    def examined() -> set[str]:
+        seen = set(reconciled.findall(log_path.read_text(errors="replace")))
+        return seen if names <= seen else set()
+
+    eventually(examined, 60, f"the new operator to reconcile {sorted(names)}; log at {log_path}")
+    time.sleep(SETTLE)
+    assert process.poll() is None, log_path.read_text()
+    ours = [r for r in restart.writes(USER_AGENT_PRODUCT) if f"/{process.pid})" in r.user_agent]
+    assert ours == []
+    assert _operator_writes(restart, namespace) == []
+
+
+def _predictor(kube: k8s.ApiClient, namespace: str, name: str = "sklearn-iris-predictor") -> Any:
+    return k8s.AppsV1Api(kube).read_namespaced_deployment(name, namespace)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "kserve-container", "image": "evil:1"}]}}
+                }
+            },
+            id="image",
+        ),
+        pytest.param({"spec": {"replicas": 4}}, id="replicas"),
+    ],
+)
+def test_a_deployment_edited_by_hand_is_restored(
+    kube: k8s.ApiClient, namespace: str, operator: Path, audit_log: Path, edit: dict[str, Any]
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    _ready(isvcs, [example("sklearn-iris.yaml")])
+    _settle(audit_log, namespace)
+    before = _predictor(kube, namespace)
+    applied = before.metadata.annotations["serving.kubeserve.io/applied-hash"]
+
+    drift = AuditTail(audit_log)
+    apps = k8s.AppsV1Api(kube)
+    apps.patch_namespaced_deployment("sklearn-iris-predictor", namespace, edit)
+    edited = _predictor(kube, namespace)
+    assert edited.metadata.annotations["serving.kubeserve.io/applied-hash"] == applied
+    assert (edited.spec.replicas, edited.spec.template.spec.containers[0].image) != (
+        before.spec.replicas,
+        before.spec.template.spec.containers[0].image,
+    )
+
+    def restored() -> bool:
+        now = _predictor(kube, namespace)
+        return (now.spec.replicas, now.spec.template.spec.containers[0].image) == (
+            before.spec.replicas,
+            before.spec.template.spec.containers[0].image,
+        )
+
+    eventually(restored, 10, "the Deployment to be restored")
+    assert [
+        (r.resource, r.name) for r in _operator_writes(drift, namespace) if r.resource == "deployments"
+    ] == [("deployments", "sklearn-iris-predictor")]
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Service"])
+def test_a_child_deleted_by_hand_comes_back(
+    kube: k8s.ApiClient, namespace: str, operator: Path, audit_log: Path, kind: str
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    _ready(isvcs, [example("sklearn-iris.yaml")])
+    apps, core = k8s.AppsV1Api(kube), k8s.CoreV1Api(kube)
+    read, delete = {
+        "Deployment": (apps.read_namespaced_deployment, apps.delete_namespaced_deployment),
+        "Service": (core.read_namespaced_service, core.delete_namespaced_service),
+    }[kind]
+    old_uid = read("sklearn-iris-predictor", namespace).metadata.uid
+    delete("sklearn-iris-predictor", namespace)
+
+    def recreated() -> bool:
+        try:
+            return bool(read("sklearn-iris-predictor", namespace).metadata.uid != old_uid)
+        except k8s.ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+
+    eventually(recreated, 10, f"the {kind} to be re-created")
+    isvcs.wait_ready("sklearn-iris")
+
+
+def test_deleting_the_service_collects_its_children(
+    kube: k8s.ApiClient, namespace: str, operator: Path
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    _ready(isvcs, [_autoscaled()])
+    selector = "serving.kubeserve.io/inferenceservice=iris-hpa"
+    apps, core = k8s.AppsV1Api(kube), k8s.CoreV1Api(kube)
+    autoscaling = k8s.AutoscalingV2Api(kube)
+
+    def children() -> list[str]:
+        return [
+            f"{kind}/{item.metadata.name}"
+            for kind, listing in (
+                ("Deployment", apps.list_namespaced_deployment),
+                ("Service", core.list_namespaced_service),
+                ("HorizontalPodAutoscaler", autoscaling.list_namespaced_horizontal_pod_autoscaler),
+                ("Pod", core.list_namespaced_pod),
+            )
+            for item in listing(namespace, label_selector=selector).items
+        ]
+
+    assert {c.split("/")[0] for c in children()} == {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "Pod",
+    }
+    isvcs.delete("iris-hpa")
+    eventually(lambda: not children(), 60, "garbage collection of the service's children")
