@@ -97,7 +97,7 @@ class DataPlane:
     def predict_v1(self, name: str, instances: Array) -> Array:
         """The v1 protocol: a batch of instances in, the model's default output out."""
         model = self._ready_model(name, None)
-        specs = model.inputs()
+        specs = model.input_specs
         tensor = InferInput(
             name=specs[0].name if specs else "input-0",
             datatype=datatype_of(instances),

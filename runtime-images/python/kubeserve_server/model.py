@@ -6,6 +6,7 @@ plug-in module, which `model_class` imports on demand, so an image carries only 
 
 from __future__ import annotations
 
+import functools
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -81,9 +82,14 @@ class Model(ABC):
             f"{[str(path.relative_to(self.model_dir)) for path in found]}"
         )
 
+    @functools.cached_property
+    def input_specs(self) -> list[TensorSpec]:
+        """`inputs()`, read once: fixed after `load`, and only asked for after it (on every request)."""
+        return self.inputs()
+
     def check_inputs(self, inputs: list[InferInput]) -> None:
         """Refuse inputs whose count, kind or fixed dimensions contradict the model's metadata."""
-        specs = self.inputs()
+        specs = self.input_specs
         if not specs:
             return
         if len(inputs) != len(specs):
