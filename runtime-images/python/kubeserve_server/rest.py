@@ -20,7 +20,7 @@ from kubeserve_server.metrics import Metrics
 from kubeserve_server.openapi import openapi_document
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.protocol import Array
-from kubeserve_server.v2_json import decode_infer_request, encode_infer_response, parse_json
+from kubeserve_server.v2_json import bytes_tensor, decode_infer_request, encode_infer_response, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ def _v1_instances(document: Any) -> Array:
     except (ValueError, TypeError, OverflowError) as error:
         raise InvalidInput(f"body.{key} is not a regular array: {error}") from None
     if array.dtype.kind == "U":
-        encoded = np.empty(array.size, dtype=object)
-        encoded[:] = [item.encode() for item in array.ravel().tolist()]
-        return encoded.reshape(array.shape)
+        return bytes_tensor(value, f"body.{key}")
     if array.dtype.kind not in "biuf":
         raise InvalidInput(f"body.{key} must hold numbers, booleans or strings, all of one kind")
     return array

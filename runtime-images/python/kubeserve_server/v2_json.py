@@ -66,24 +66,37 @@ def _uint64(data: Any, inferred: Array, where: str) -> Array:
     return exact
 
 
+def bytes_tensor(data: list[Any], where: str) -> Array:
+    """JSON strings (nested lists of them) -> an object array of UTF-8 `bytes`.
+
+    Read as Python objects, never as a numpy `U` array, which would drop trailing NUL characters.
+    """
+    strings = np.asarray(data, dtype=object)
+    flat = strings.ravel().tolist()
+    if not all(isinstance(item, str) for item in flat):
+        raise InvalidInput(f"{where} must hold strings, all at the same depth, for datatype BYTES")
+    array = np.empty(len(flat), dtype=object)
+    array[:] = [item.encode() for item in flat]
+    return array.reshape(strings.shape)
+
+
 def decode_tensor(data: Any, datatype: str, shape: list[int], where: str) -> Array:
     """JSON data (flat or nested, row-major) -> an array of `datatype` and `shape`, or a 400."""
     dtype = dtype_for(datatype)
     if not isinstance(data, list):
         raise InvalidInput(f"{where}.data must be a list (flat or nested)")
-    try:
-        raw = np.asarray(data)
-    except (ValueError, TypeError, OverflowError) as error:
-        raise InvalidInput(f"{where}.data is not a regular array of {datatype}: {error}") from None
+    if datatype == "BYTES":
+        raw = bytes_tensor(data, f"{where}.data")
+    else:
+        try:
+            raw = np.asarray(data)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise InvalidInput(f"{where}.data is not a regular array of {datatype}: {error}") from None
     expected = element_count(shape)
     if raw.size != expected:
         raise InvalidInput(f"{where}.data has {raw.size} elements but shape {shape} needs {expected}")
     if datatype == "BYTES":
-        if raw.size and raw.dtype.kind != "U":
-            raise InvalidInput(f"{where}.data must hold strings for datatype BYTES")
-        array = np.empty(raw.size, dtype=object)
-        array[:] = [item.encode() for item in raw.ravel().tolist()]
-        return array.reshape(shape)
+        return raw.reshape(shape)
     if dtype == np.uint64 and raw.dtype.kind == "f":
         raw = _uint64(data, raw, where)
     if raw.size and raw.dtype.kind not in _NUMPY_KINDS_ACCEPTED[dtype.kind]:
