@@ -135,6 +135,11 @@ class RestApp:
                 return await handler(scope, receive, match)
             except InferenceError as error:
                 return _error(error.status, error.message)
+            except _ClientGone:
+                raise
+            except Exception:
+                logger.exception("%s %s failed", scope["method"], path)
+                return _error(500, f"internal error serving {path}; the server log has the details")
         return _error(404, f"no route for {path}")
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:

@@ -1,0 +1,382 @@
+"""Reconcile benchmark: hundreds of InferenceServices at once against a local control plane.
+
+Starts its own control plane (in a temporary directory, stopped at the end even
+on failure), installs the CRDs and shipped runtimes, runs `kubeserve run` as a
+subprocess, then:
+
+1. applies 200, then 1000 sklearn InferenceServices at once, each batch in a
+   namespace of its own, and reports the time until all are Ready, p50/p99 of
+   apply -> Ready per service (from one watch, not per-object polling), the
+   operator's API requests per service (from the audit log, which for this run
+   also records the reads of the admin identity the operator runs as), its
+   writes in a quiet window afterwards, and its peak RSS (VmHWM);
+2. restarts the operator with all services in place and reports the time until
+   every one was reconciled again (the operator's `--debug` line per reconcile)
+   and the writes it sent (target: none).
+
+Loopback only; every loop is bounded. Not part of `make test`:
+
+    .venv/bin/python bench/reconcile.py [--sizes 200 1000] [--profile DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kubeserve.apply.client import USER_AGENT_PRODUCT
+from kubeserve.devcluster.audit import AuditTail, Request
+from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
+from kubeserve.devcluster.nodes import NodeShape, node_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+ISVC_PATH = "/apis/serving.kubeserve.io/v1beta1/namespaces/{namespace}/inferenceservices"
+EXTRA_NODES = 12
+"""kwok nodes added for the benchmark: 110 pods each, so 1200 pods (and their init containers) fit."""
+OPERATOR_AGENTS = (USER_AGENT_PRODUCT, "kopf/")
+"""The operator's own requests and kopf's (its lists and watches)."""
+READY_TIMEOUT = 600.0
+QUIET_WINDOW = 10.0
+RECONCILED = re.compile(
+    r"^\[([0-9-]+ [0-9:,]+)\] kubeserve\.reconciler\s+\[DEBUG\s*\] (\S+): reconciled", re.M
+)
+TARGETS = {"ready_1000_s": 120.0, "rss_mb": 150.0}
+
+
+def isvc(namespace: str, name: str) -> dict[str, Any]:
+    """The sklearn example with tiny requests, so that a thousand pods fit the simulated nodes."""
+    return {
+        "apiVersion": "serving.kubeserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    "storageUri": "gs://kfserving-examples/models/sklearn/1.0/model",
+                    "resources": {
+                        "requests": {"cpu": "5m", "memory": "16Mi"},
+                        "limits": {"cpu": "100m", "memory": "64Mi"},
+                    },
+                }
+            }
+        },
+    }
+
+
+def admin_client(state: ClusterState) -> httpx.AsyncClient:
+    pki = Path(state.directory) / "pki"
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return httpx.AsyncClient(
+        base_url=state.server,
+        verify=tls,
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        headers={"User-Agent": "kubeserve-bench"},
+        limits=httpx.Limits(max_connections=20),
+    )
+
+
+def kubectl(state: ClusterState, *args: str) -> None:
+    subprocess.run(["kubectl", "--kubeconfig", state.kubeconfig, *args], check=True, capture_output=True)
+
+
+class Operator:
+    """`kubeserve run --debug` as a subprocess, stopped by its own PID."""
+
+    def __init__(self, state: ClusterState, log: Path, profile: Path | None) -> None:
+        self.log = log
+        command = [sys.executable, "-m", "kubeserve.cli", "run", "--debug"]
+        if profile is not None:
+            command = [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "-r",
+                "text",
+                "-o",
+                str(profile),
+                "-m",
+                *command[2:],
+            ]
+        self.started = time.time()
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=os.environ | {"KUBECONFIG": state.kubeconfig},
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the most resident memory the process ever had."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    def reconciled(self) -> dict[str, float]:
+        """Service -> wall time of its first reconcile, from the debug log."""
+        first: dict[str, float] = {}
+        for stamp, service in RECONCILED.findall(self.log.read_text(errors="replace")):
+            when = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            first.setdefault(service, when)
+        return first
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Batch:
+    size: int
+    namespace: str
+    applied: dict[str, float] = field(default_factory=dict)
+    ready: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+
+
+async def watch_ready(http: httpx.AsyncClient, batch: Batch, done: asyncio.Event) -> None:
+    """One watch on the namespace's services: the first moment each one reports Ready=True."""
+    path = ISVC_PATH.format(namespace=batch.namespace)
+    version = (await http.get(path)).json()["metadata"]["resourceVersion"]
+    while not done.is_set():
+        params = {
+            "watch": "1",
+            "resourceVersion": version,
+            "timeoutSeconds": "60",
+            "allowWatchBookmarks": "1",
+        }
+        async with http.stream("GET", path, params=params, timeout=None) as stream:
+            async for line in stream.aiter_lines():
+                event = json.loads(line)
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                conditions = (obj.get("status") or {}).get("conditions") or []
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                    batch.ready.setdefault(obj["metadata"]["name"], time.monotonic())
+                    if len(batch.ready) == batch.size:
+                        done.set()
+                        return
+
+
+async def apply_one(http: httpx.AsyncClient, batch: Batch, name: str) -> None:
+    response = await http.patch(
+        f"{ISVC_PATH.format(namespace=batch.namespace)}/{name}",
+        params={"fieldManager": "kubeserve-bench", "force": "true"},
+        content=json.dumps(isvc(batch.namespace, name)),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    response.raise_for_status()
+    batch.applied[name] = time.monotonic()
+
+
+async def namespace_ready(http: httpx.AsyncClient, namespace: str) -> None:
+    (await http.post("/api/v1/namespaces", json={"metadata": {"name": namespace}})).raise_for_status()
+    for _ in range(300):
+        if (await http.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default")).status_code == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"no default ServiceAccount in {namespace}")
+
+
+async def run_batch(http: httpx.AsyncClient, batch: Batch) -> None:
+    await namespace_ready(http, batch.namespace)
+    done = asyncio.Event()
+    watcher = asyncio.create_task(watch_ready(http, batch, done))
+    await asyncio.sleep(0.5)
+    batch.started = time.monotonic()
+    await asyncio.gather(*(apply_one(http, batch, f"m-{i:04d}") for i in range(batch.size)))
+    try:
+        await asyncio.wait_for(done.wait(), READY_TIMEOUT)
+    finally:
+        watcher.cancel()
+
+
+def operator_requests(tail: AuditTail, agent: str | None = None) -> list[Request]:
+    found = [r for r in tail.requests() if r.user_agent.startswith(OPERATOR_AGENTS)]
+    return [r for r in found if agent is None or agent in r.user_agent]
+
+
+def settle(audit_log: str, seconds: float = 3.0, timeout: float = 300.0) -> None:
+    """Until the operator has sent no write for `seconds`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tail = AuditTail(audit_log)
+        time.sleep(seconds)
+        if not [r for r in operator_requests(tail) if r.is_write]:
+            return
+    raise TimeoutError("the operator kept writing")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def breakdown(requests: list[Request]) -> str:
+    counts = Counter(f"{r.verb} {r.resource}{'/' + r.subresource if r.subresource else ''}" for r in requests)
+    return ", ".join(f"{what}: {n}" for what, n in counts.most_common())
+
+
+async def prepare(state: ClusterState) -> None:
+    async with admin_client(state) as http:
+        for index in range(EXTRA_NODES):
+            shape = NodeShape(f"kwok-bench-{index}", cpu="32", memory="128Gi")
+            (await http.post("/api/v1/nodes", json=node_manifest(shape))).raise_for_status()
+    kubectl(state, "apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl(state, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    kubectl(state, "apply", "--server-side", "-f", str(REPO / "manifests" / "runtimes"))
+    kubectl(state, "wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
+
+
+def measure_batch(state: ClusterState, operator: Operator, size: int) -> dict[str, float]:
+    batch = Batch(size, f"bench-{size}")
+    tail = AuditTail(state.audit_log)
+
+    async def go() -> None:
+        async with admin_client(state) as http:
+            await run_batch(http, batch)
+
+    asyncio.run(go())
+    all_ready = max(batch.ready.values()) - batch.started
+    latencies = [batch.ready[name] - batch.applied[name] for name in batch.ready]
+    settle(state.audit_log)
+    during = operator_requests(tail)
+    writes = [r for r in during if r.is_write]
+    quiet = AuditTail(state.audit_log)
+    time.sleep(QUIET_WINDOW)
+    quiet_writes = [r for r in operator_requests(quiet) if r.is_write]
+    figures = {
+        "size": size,
+        "all_ready_s": all_ready,
+        "p50_s": statistics.median(latencies),
+        "p99_s": percentile(latencies, 0.99),
+        "requests_per_service": len(during) / size,
+        "writes_per_service": len(writes) / size,
+        "quiet_writes": len(quiet_writes),
+        "peak_rss_mb": operator.peak_rss_mb(),
+    }
+    print(f"\n== {size} services ==", flush=True)
+    for key, value in figures.items():
+        print(f"  {key:22} {value:10.2f}")
+    print(f"  writes: {breakdown(writes)}")
+    print(f"  reads:  {breakdown([r for r in during if not r.is_write])}", flush=True)
+    return figures
+
+
+def measure_restart(
+    state: ClusterState, workdir: Path, services: int, profile: Path | None
+) -> dict[str, float]:
+    tail = AuditTail(state.audit_log)
+    operator = Operator(state, workdir / "operator-restart.log", profile)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while len(operator.reconciled()) < services:
+            if time.monotonic() > deadline or operator.process.poll() is not None:
+                raise TimeoutError(
+                    f"{len(operator.reconciled())} of {services} re-examined; see {operator.log}"
+                )
+            time.sleep(0.5)
+        examined = max(operator.reconciled().values()) - operator.started
+        settle(state.audit_log)
+        writes = [r for r in operator_requests(tail, f"/{operator.pid})") if r.is_write]
+        figures = {
+            "services": services,
+            "all_reexamined_s": examined,
+            "writes": len(writes),
+            "peak_rss_mb": operator.peak_rss_mb(),
+        }
+    finally:
+        operator.stop()
+    print("\n== restart ==", flush=True)
+    for key, value in figures.items():
+        print(f"  {key:22} {value:10.2f}")
+    if writes:
+        print(f"  writes: {breakdown(writes)}")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--profile", type=Path, help="write pyinstrument text profiles of the operator here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kubeserve-bench-"))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    plane = LocalControlPlane(workdir / "cluster")
+    operator: Operator | None = None
+    try:
+        state = plane.up(audit_reads=True)
+        asyncio.run(prepare(state))
+        operator = Operator(state, workdir / "operator.log", args.profile and args.profile / "first.txt")
+        batches = [measure_batch(state, operator, size) for size in args.sizes]
+        operator.stop()
+        restart = measure_restart(
+            state, workdir, sum(args.sizes), args.profile and args.profile / "restart.txt"
+        )
+    finally:
+        if operator is not None:
+            operator.stop()
+        plane.down()
+        if args.keep:
+            print(f"\nlogs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    first, last = batches[0], batches[-1]
+    print("\n== summary ==")
+    if len(batches) > 1:
+        per_service = {
+            "time to all Ready": (first["all_ready_s"] / first["size"], last["all_ready_s"] / last["size"]),
+            "writes": (first["writes_per_service"], last["writes_per_service"]),
+            "requests": (first["requests_per_service"], last["requests_per_service"]),
+        }
+        for what, (small, big) in per_service.items():
+            print(f"  {what} per service, {last['size']} vs {first['size']}: x{big / small:.2f}")
+    checks = {
+        f"{last['size']} Ready < {TARGETS['ready_1000_s']:.0f} s": last["all_ready_s"]
+        < TARGETS["ready_1000_s"],
+        "zero writes in steady state": all(b["quiet_writes"] == 0 for b in batches),
+        "zero writes after restart": restart["writes"] == 0,
+        f"RSS < {TARGETS['rss_mb']:.0f} MB": max(b["peak_rss_mb"] for b in [*batches, restart])
+        < TARGETS["rss_mb"],
+    }
+    for what, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {what}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
