@@ -47,6 +47,8 @@ CONTRACT = (
     "STORAGE_EMULATOR_HOST",
     "SSL_CERT_FILE",
     "HTTPS_VERIFY_SSL",
+    "HF_TOKEN",
+    "HF_ENDPOINT",
 )
 
 

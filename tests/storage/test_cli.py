@@ -36,6 +36,8 @@ def test_help() -> None:
         "S3_VERIFY_SSL",
         "GOOGLE_APPLICATION_CREDENTIALS",
         "HTTPS_VERIFY_SSL",
+        "HF_TOKEN",
+        "HF_ENDPOINT",
     ):
         assert variable in result.stdout
 
@@ -69,11 +71,11 @@ def test_http_errors(http_server: FileServer, tmp_path: Path, path: str, says: s
 
 
 def test_unknown_scheme_lists_the_allowed_ones(tmp_path: Path) -> None:
-    result = run("hf://org/model", str(tmp_path / "models"))
+    result = run("ftp://host/model", str(tmp_path / "models"))
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "kubeserve-storage: error: cannot fetch hf://org/model: unsupported scheme 'hf://'; "
-        "use s3://, gs://, https://, http://, pvc://, file:// or a local path"
+        "kubeserve-storage: error: cannot fetch ftp://host/model: unsupported scheme 'ftp://'; "
+        "use s3://, gs://, https://, http://, hf://, pvc://, file:// or a local path"
     )
 
 

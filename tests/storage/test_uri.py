@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from kubeserve_storage import StorageError
-from kubeserve_storage.uri import BucketUri, HttpUri, LocalUri, PvcUri, Source, parse
+from kubeserve_storage.uri import BucketUri, HfUri, HttpUri, LocalUri, PvcUri, Source, parse
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,10 @@ from kubeserve_storage.uri import BucketUri, HttpUri, LocalUri, PvcUri, Source, 
         ("https://h:8443/model.tar.gz?sig=1", HttpUri("https://h:8443/model.tar.gz?sig=1", "model.tar.gz")),
         ("http://host/my%20model.joblib", HttpUri("http://host/my%20model.joblib", "my model.joblib")),
         ("pvc://claim/models/iris", PvcUri("claim", "models/iris")),
+        ("hf://acme/iris", HfUri("acme/iris", None)),
+        ("hf://acme/iris.v2@main", HfUri("acme/iris.v2", "main")),
+        ("hf://acme/iris@refs/pr/1", HfUri("acme/iris", "refs/pr/1")),
+        ("hf://acme/iris:0123abc", HfUri("acme/iris", "0123abc")),  # KServe's spelling
         ("file:///models/iris", LocalUri(Path("/models/iris"))),
         ("/models/iris", LocalUri(Path("/models/iris"))),
         ("relative/dir", LocalUri(Path("relative/dir"))),
@@ -32,9 +36,14 @@ def test_parses(uri: str, expected: Source) -> None:
     [
         (
             "ftp://host/model",
-            "unsupported scheme 'ftp://'; use s3://, gs://, https://, http://, pvc://, file://",
+            "unsupported scheme 'ftp://'; use s3://, gs://, https://, http://, hf://, pvc://, file://",
         ),
-        ("hf://org/model", "unsupported scheme 'hf://'"),
+        ("hf://", "'' is not a Hugging Face model id; use hf://<org>/<repo>[@<revision>]"),
+        ("hf://acme", "'acme' is not a Hugging Face model id"),
+        ("hf://acme/iris/extra", "'acme/iris/extra' is not a Hugging Face model id"),
+        ("hf://acme/../etc", "'acme/../etc' is not a Hugging Face model id"),
+        ("hf://acme/iris@", "nothing after '@': name a branch, tag or commit"),
+        ("hf://acme/iris:", "nothing after ':'"),
         ("s3://", "s3:// needs a bucket"),
         ("s3:///key", "s3:// needs a bucket"),
         ("gs://", "gs:// needs a bucket"),

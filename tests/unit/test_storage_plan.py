@@ -106,7 +106,6 @@ def test_bad_pvc_uris_are_refused(uri: str, message: str) -> None:
         "https://models.example.com/iris.tar.gz",
         "http://models.example.com/iris.joblib",
         "hf://org/model",
-        "oci://registry.example.com/models/iris:1",
     ],
 )
 def test_remote_uris_get_the_storage_initializer(uri: str) -> None:
@@ -151,8 +150,18 @@ def test_unsupported_uris_are_refused_with_the_choices(uri: str) -> None:
     with pytest.raises(StorageUriError) as caught:
         plan_storage(uri, None, CONFIG)
     assert str(caught.value) == (
-        f"storageUri {uri!r} is not supported: use gs://, s3://, https://, http://, hf://, oci://, "
+        f"storageUri {uri!r} is not supported: use gs://, s3://, https://, http://, hf://, "
         "pvc://<claim>/<path> or an absolute path"
+    )
+
+
+@pytest.mark.parametrize("uri", ["oci://registry.example.com/models/iris:1", "oci://"])
+def test_oci_modelcars_are_refused_until_supported(uri: str) -> None:
+    """No init container can fetch an image: refuse at planning, so the condition says why."""
+    with pytest.raises(StorageUriError) as caught:
+        plan_storage(uri, service_account("creds"), CONFIG)
+    assert str(caught.value).startswith(
+        f"storageUri {uri!r}: oci:// model images (modelcars) are not supported yet; "
     )
 
 
@@ -225,9 +234,7 @@ def test_kubeserve_annotation_prefix_wins_over_kserve() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "uri", ["gs://bucket/m", "https://host/m.tgz", "hf://org/model", "oci://r.example.com/m:1"]
-)
+@pytest.mark.parametrize("uri", ["gs://bucket/m", "https://host/m.tgz", "hf://org/model"])
 def test_s3_annotations_apply_to_s3_only(uri: str) -> None:
     account = {"metadata": {"annotations": {"serving.kserve.io/s3-endpoint": "minio:9000"}}}
     assert "env" not in initializer(plan_storage(uri, account, CONFIG))

@@ -1,8 +1,11 @@
 """What a pod needs to find its model in /mnt/models: a download, a mounted claim, or nothing.
 
-- `gs://`, `s3://`, `http(s)://`, `hf://`, `oci://`: the storage initializer
+- `gs://`, `s3://`, `http(s)://`, `hf://`: the storage initializer
   (kubeserve_storage) runs as an init container and downloads into an emptyDir
   that the model server mounts read-only.
+- `oci://` (KServe's modelcar, an image run as a sidecar that shares its files):
+  refused with a StorageUriError, since no init container can fetch it; the
+  component then reports InvalidStorageUri instead of a pod stuck in Init.
 - `pvc://<claim>/<path>`: the claim is mounted read-only at /mnt/models, with
   `<path>` as its subPath; nothing is downloaded.
 - An absolute path: the model is already in the image or on a volume the
@@ -39,7 +42,7 @@ PVC_VOLUME = "kserve-pvc-source"
 GCS_VOLUME = "kserve-gcs-credentials"
 GCS_DIR = "/var/secrets/gcs"
 GCS_KEY = "gcloud-application-credentials.json"
-DOWNLOAD_SCHEMES = frozenset({"gs", "s3", "http", "https", "hf", "oci"})
+DOWNLOAD_SCHEMES = frozenset({"gs", "s3", "http", "https", "hf"})
 
 ANNOTATION_PREFIXES = ("serving.kubeserve.io/", "serving.kserve.io/")
 """Prefixes of the ServiceAccount's S3 annotations; Kubeserve's own wins over KServe's."""
@@ -83,13 +86,18 @@ def plan_storage(
         return StoragePlan((), (), (), model_dir=storage_uri)
     if scheme == "pvc" and separator:
         return _claim_plan(storage_uri, rest)
+    if scheme == "oci" and separator:
+        raise StorageUriError(
+            f"storageUri {storage_uri!r}: oci:// model images (modelcars) are not supported yet; "
+            "publish the model to gs://, s3://, https://, hf:// or a PersistentVolumeClaim (pvc://) instead"
+        )
     if scheme in DOWNLOAD_SCHEMES and separator:
         if not rest:
             raise StorageUriError(f"storageUri {storage_uri!r} says nothing after {scheme}://")
         return _download_plan(storage_uri, scheme, service_account or {}, config)
     raise StorageUriError(
         f"storageUri {storage_uri!r} is not supported: use gs://, s3://, https://, http://, hf://, "
-        "oci://, pvc://<claim>/<path> or an absolute path"
+        "pvc://<claim>/<path> or an absolute path"
     )
 
 

@@ -25,6 +25,9 @@ gs://
 https:// and http://
     SSL_CERT_FILE         CA bundle to verify the server against, instead of the built-in roots
     HTTPS_VERIFY_SSL      1/0, verify the server's TLS certificate; default 1
+hf://<org>/<repo>[@<revision>]  (KServe's <org>/<repo>:<revision> too; default: the main branch)
+    HF_TOKEN              token for a private or gated repository; anonymous without it
+    HF_ENDPOINT           URL of a Hub mirror, read by huggingface_hub; default the public Hub
 
 Boolean values are 1/0, true/false, yes/no or on/off; anything else is an error, not a guess.
 """

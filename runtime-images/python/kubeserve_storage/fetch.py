@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kubeserve_storage import archive
 from kubeserve_storage.errors import StorageError
-from kubeserve_storage.uri import BucketUri, HttpUri, LocalUri, PvcUri, Source, parse
+from kubeserve_storage.uri import BucketUri, HfUri, HttpUri, LocalUri, PvcUri, Source, parse
 
 log = logging.getLogger("kubeserve_storage")
 
@@ -76,6 +76,10 @@ def _download(source: Source, into: Path) -> None:
             from kubeserve_storage import web
 
             web.download(source, into)
+        case HfUri():
+            from kubeserve_storage import hf
+
+            hf.download(source, into)
         case LocalUri():
             from kubeserve_storage import local
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -9,7 +10,10 @@ from urllib.parse import unquote, urlsplit
 
 from kubeserve_storage.errors import StorageError
 
-ALLOWED = "s3://, gs://, https://, http://, pvc://, file:// or a local path"
+ALLOWED = "s3://, gs://, https://, http://, hf://, pvc://, file:// or a local path"
+
+# The Hub's own rule for a model id: <org>/<name>, word characters, "-" and ".", no "--" or "..".
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class HttpUri:
 
 
 @dataclass(frozen=True)
+class HfUri:
+    """A Hugging Face Hub model repository at `revision` (branch, tag or commit; None: the default branch)."""
+
+    repo_id: str
+    revision: str | None
+
+
+@dataclass(frozen=True)
 class LocalUri:
     """A file or directory on a filesystem the container can already see."""
 
@@ -44,7 +56,7 @@ class PvcUri:
     path: str
 
 
-Source = BucketUri | HttpUri | LocalUri | PvcUri
+Source = BucketUri | HttpUri | HfUri | LocalUri | PvcUri
 
 
 def parse(uri: str) -> Source:
@@ -67,6 +79,8 @@ def parse(uri: str) -> Source:
             if not filename or filename in {".", ".."}:
                 raise StorageError("the URL's path must name a file, as in https://host/model.tar.gz")
             return HttpUri(uri, filename)
+        case "hf":
+            return _hf(uri.partition("://")[2])
         case "pvc":
             if not parts.netloc:
                 raise StorageError("pvc:// needs a claim name, as in pvc://claim/path/to/model")
@@ -77,3 +91,18 @@ def parse(uri: str) -> Source:
             return LocalUri(Path(unquote(parts.path)))
         case _:
             raise StorageError(f"unsupported scheme {scheme + '://'!r}; use {ALLOWED}")
+
+
+def _hf(rest: str) -> HfUri:
+    """`<org>/<repo>[@<revision>]`; KServe's `<org>/<repo>:<revision>` spelling is accepted too."""
+    repo_id, separator, revision = rest.partition("@")
+    if not separator:
+        repo_id, separator, revision = rest.partition(":")
+    if not _REPO_ID.fullmatch(repo_id) or "--" in repo_id or ".." in repo_id:
+        raise StorageError(
+            f"{repo_id!r} is not a Hugging Face model id; use hf://<org>/<repo>[@<revision>], "
+            "as in hf://my-org/my-model@main"
+        )
+    if separator and not revision.strip():
+        raise StorageError(f"nothing after {separator!r}: name a branch, tag or commit, or leave it out")
+    return HfUri(repo_id, revision or None)
