@@ -10,6 +10,7 @@ copied out of the module cache next to the binaries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,10 +18,22 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from kubeserve.devcluster import versions
 from kubeserve.devcluster.versions import GoBinary
 
 KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
+PROJECT_STAGES = Path(__file__).resolve().parent / "stages"
+"""Kubeserve's own kwok stages, appended to kwok's (e.g. pods that never become Ready)."""
+SIMULATE_ANNOTATION = "kubeserve.dev/simulate"
+"""Pod annotation that hands a pod to a project stage instead of kwok's stock pod-ready."""
+SKIP_SIMULATED = {
+    "key": f'.metadata.annotations["{SIMULATE_ANNOTATION}"]',
+    "operator": "NotIn",
+    "values": ["never-ready"],
+}
+"""Added to the selector of kwok's stock pod-ready stage, so that it leaves simulated pods alone."""
 
 
 class BuildError(RuntimeError):
@@ -53,8 +66,16 @@ def kind_dir() -> Path:
     return cache_root() / f"kind-{versions.KIND}"
 
 
+def _stages_digest() -> str:
+    """A hash of what the stages file is made from besides kwok itself, so a changed stage is rebuilt."""
+    digest = hashlib.sha256(json.dumps(SKIP_SIMULATED, sort_keys=True).encode())
+    for path in sorted(PROJECT_STAGES.glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def kwok_stages_file() -> Path:
-    return kwok_dir() / "stages.yaml"
+    return kwok_dir() / f"stages-{_stages_digest()}.yaml"
 
 
 def gateway_api_crds_file() -> Path:
@@ -165,28 +186,38 @@ def go_install(binary: GoBinary, version: str, home: Path) -> None:
     _go(["install", f"{binary.package}@{version}"], extra_env={"GOBIN": str(bin_dir)})
 
 
-def _concatenate_yaml(sources: list[Path], target: Path) -> None:
-    """Write many YAML files as one multi-document file, atomically."""
+def _write_documents(texts: list[str], target: Path) -> None:
+    """Write YAML texts as one multi-document file, atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"---\n{path.read_text()}\n" for path in sources)
     partial = target.with_suffix(".partial")
-    partial.write_text(text)
+    partial.write_text("".join(f"---\n{text}\n" for text in texts))
     partial.replace(target)
 
 
+def _stock_stage(path: Path) -> str:
+    """A stage of kwok's as shipped, except that pod-ready skips pods a project stage simulates."""
+    stage = yaml.safe_load(path.read_text())
+    if stage["metadata"]["name"] != "pod-ready":
+        return path.read_text()
+    stage["spec"]["selector"]["matchExpressions"].append(SKIP_SIMULATED)
+    return yaml.safe_dump(stage, sort_keys=False)
+
+
 def copy_kwok_stages() -> None:
-    """kwok needs its stage definitions as configuration; they ship in its module."""
+    """kwok needs its stage definitions as configuration; they ship in its module, ours in this package."""
     root = module_dir("sigs.k8s.io/kwok", versions.KWOK) / "kustomize" / "stage"
-    _concatenate_yaml(
-        sorted(p for s in KWOK_STAGES for p in (root / s).glob("*.yaml") if p.name != "kustomization.yaml"),
-        kwok_stages_file(),
+    stock = sorted(
+        p for s in KWOK_STAGES for p in (root / s).glob("*.yaml") if p.name != "kustomization.yaml"
     )
+    project = sorted(PROJECT_STAGES.glob("*.yaml"))
+    _write_documents([_stock_stage(p) for p in stock] + [p.read_text() for p in project], kwok_stages_file())
 
 
 def copy_gateway_api_crds() -> None:
     root = module_dir("sigs.k8s.io/gateway-api", versions.GATEWAY_API) / "config" / "crd" / "standard"
-    _concatenate_yaml(
-        sorted(p for p in root.glob("*.yaml") if p.name != "kustomization.yaml"), gateway_api_crds_file()
+    _write_documents(
+        [p.read_text() for p in sorted(root.glob("*.yaml")) if p.name != "kustomization.yaml"],
+        gateway_api_crds_file(),
     )
 
 

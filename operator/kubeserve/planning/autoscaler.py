@@ -4,6 +4,12 @@ cpu and memory are resource utilization targets, in percent of the request
 (cpu at 80% by default, as in KServe). concurrency and rps are per-pod metrics
 that the model server exports; the HPA reads them through a metrics adapter
 (for example prometheus-adapter) that serves them under these names.
+
+During a canary each track has its own HPA, and its bounds scale with the
+track's share of the traffic: minReplicas and maxReplicas times the share,
+rounded up, at least one. The canary's share is the requested percent from the
+start (so it can become Ready); the stable track keeps its full bounds until
+the canary is Ready and takes its share.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeserve.api.components import ComponentSpec
+from kubeserve.planning.rollout import share
 
 DEFAULT_CPU_TARGET = 80
 POD_METRICS = {"concurrency": "kubeserve_inflight_requests", "rps": "kubeserve_requests_per_second"}
@@ -42,11 +49,17 @@ def _metric(spec: ComponentSpec) -> dict[str, Any]:
     }
 
 
+def share_bounds(spec: ComponentSpec, percent: int) -> tuple[int, int]:
+    """(min, max) replicas of a track that gets `percent` of the component's traffic."""
+    low = share(min_replicas(spec), percent)
+    return low, max(low, share(spec.max_replicas or low, percent))
+
+
 def build_autoscaler(
-    metadata: dict[str, Any], target_name: str, spec: ComponentSpec, replicas: tuple[int, int] | None = None
+    metadata: dict[str, Any], target_name: str, spec: ComponentSpec, percent: int = 100
 ) -> dict[str, Any]:
-    """`replicas` overrides (min, max), for a revision that serves only a share of the traffic."""
-    low, high = replicas or (min_replicas(spec), spec.max_replicas or min_replicas(spec))
+    """The HPA of one track, which serves `percent` of the component's traffic."""
+    low, high = share_bounds(spec, percent)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

@@ -21,14 +21,26 @@ from kubeserve.planning.deployment import ACCELERATOR_STRATEGY, DEFAULT_STRATEGY
 from kubeserve.planning.placement import UnknownAcceleratorClass, plan_placement
 from kubeserve.planning.pods import PodParts, build_pod_template
 from kubeserve.planning.revisions import revision_name, template_hash
-from kubeserve.planning.rollout import Rollout, TrackState, plan_rollout, split_replicas
+from kubeserve.planning.rollout import (
+    CANARY,
+    LABEL_TRACK,
+    STABLE,
+    Rollout,
+    TrackState,
+    plan_rollout,
+    track_replicas,
+)
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
 from kubeserve.planning.service import build_service
 from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_storage
 from kubeserve.planning.templating import TemplateError
-
-STABLE, CANARY = "stable", "canary"
-LABEL_TRACK = f"{naming.GROUP_PREFIX}/track"
+from kubeserve.planning.traffic import (
+    Backend,
+    InvalidMirrorPercent,
+    ingress_host,
+    mirror_percent,
+    plan_traffic,
+)
 
 
 class PlanningError(Exception):
@@ -51,6 +63,8 @@ class PlanInputs:
     service_accounts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tracks: Mapping[tuple[str, str], TrackState] = field(default_factory=dict)
     """(component, track) -> what that track's Deployment runs now."""
+    backend: Backend = "service"
+    """The traffic backend in effect: the configured one, if the cluster serves it (see traffic.py)."""
 
 
 @dataclass(frozen=True)
@@ -61,21 +75,22 @@ class ComponentPlan:
     rollout: Rollout
     runtime: RuntimeChoice | None
     objects: tuple[dict[str, Any], ...]
-    keep: frozenset[tuple[str, str]]
-    """(kind, name) of children to leave exactly as they are (the stable track during a canary)."""
+    ports: tuple[dict[str, Any], ...]
+    """Ports of the serving container, which every Service of the component exposes."""
 
 
 @dataclass(frozen=True)
 class Plan:
     components: dict[str, ComponentPlan]
+    traffic: tuple[dict[str, Any], ...] = ()
+    """The entry component's route and per-track Services, when a gateway splits the traffic."""
+    ingress_url: str | None = None
 
     @property
     def objects(self) -> list[dict[str, Any]]:
-        return [obj for component in self.components.values() for obj in component.objects]
-
-    @property
-    def keep(self) -> frozenset[tuple[str, str]]:
-        return frozenset().union(*(c.keep for c in self.components.values()))
+        return [obj for component in self.components.values() for obj in component.objects] + list(
+            self.traffic
+        )
 
     @property
     def runtime(self) -> RuntimeChoice | None:
@@ -142,6 +157,21 @@ def _with_revision(template: dict[str, Any], digest: str, track: str) -> dict[st
     return {**template, "metadata": {**template["metadata"], "labels": labels}}
 
 
+def _stable_template(
+    rollout: Rollout, template: dict[str, Any], digest: str, observed: TrackState | None
+) -> dict[str, Any]:
+    """The stable track's template: the new one, or (during a canary, after a rollback) the one it runs."""
+    if rollout.stable_takes_new or observed is None:
+        return _with_revision(template, digest, STABLE)
+    running = observed.template
+    return {
+        "metadata": {
+            key: running["metadata"][key] for key in ("labels", "annotations") if key in running["metadata"]
+        },
+        "spec": running["spec"],
+    }
+
+
 def plan_component(
     service: InferenceService, component: str, spec: ComponentSpec, inputs: PlanInputs
 ) -> ComponentPlan:
@@ -155,38 +185,28 @@ def plan_component(
     template, accelerated = _pod_template(service, component, spec, inputs, runtime, labels)
     digest = template_hash(template)
     revision = revision_name(name, component, digest)
+    stable_state = inputs.tracks.get((component, STABLE))
     rollout = plan_rollout(
-        revision,
-        spec.canary_traffic_percent,
-        inputs.tracks.get((component, STABLE)),
-        inputs.tracks.get((component, CANARY)),
+        revision, spec.canary_traffic_percent, stable_state, inputs.tracks.get((component, CANARY))
     )
     strategy = spec.deployment_strategy or (ACCELERATOR_STRATEGY if accelerated else DEFAULT_STRATEGY)
     selector = naming.selector_labels(name, component)
     autoscaled = wants_autoscaler(spec)
-    total = min_replicas(spec)
-    stable_replicas, canary_replicas = (
-        split_replicas(total, rollout.requested_percent or 0) if rollout.canary_percent else (total, 1)
-    )
+    stable_replicas, canary_replicas = track_replicas(min_replicas(spec), rollout)
     metadata = naming.child_metadata(base_name, namespace, labels, owner)
+    ports = template["spec"]["containers"][0]["ports"]
     objects: list[dict[str, Any]] = [
-        build_service(metadata, selector, template["spec"]["containers"][0]["ports"]),
+        build_service(metadata, selector, ports),
+        build_deployment(
+            metadata,
+            {**selector, LABEL_TRACK: STABLE},
+            _stable_template(rollout, template, digest, stable_state),
+            None if autoscaled else stable_replicas,
+            strategy,
+        ),
     ]
-    keep: set[tuple[str, str]] = set()
-    if rollout.stable_takes_new:
-        objects.append(
-            build_deployment(
-                metadata,
-                {**selector, LABEL_TRACK: STABLE},
-                _with_revision(template, digest, STABLE),
-                None if autoscaled else stable_replicas,
-                strategy,
-            )
-        )
-    else:
-        keep.add(("Deployment", base_name))
     if autoscaled:
-        objects.append(build_autoscaler(metadata, base_name, spec))
+        objects.append(build_autoscaler(metadata, base_name, spec, rollout.stable_percent))
     if rollout.in_canary:
         canary_name = f"{base_name}-canary"
         canary_metadata = naming.child_metadata(canary_name, namespace, labels, owner)
@@ -201,28 +221,38 @@ def plan_component(
         )
         if autoscaled:
             objects.append(
-                build_autoscaler(
-                    canary_metadata,
-                    canary_name,
-                    spec,
-                    canary_autoscaler_bounds(spec, rollout.requested_percent or 0),
-                )
+                build_autoscaler(canary_metadata, canary_name, spec, rollout.requested_percent or 0)
             )
-    return ComponentPlan(component, base_name, revision, rollout, runtime, tuple(objects), frozenset(keep))
-
-
-def canary_autoscaler_bounds(spec: ComponentSpec, percent: int) -> tuple[int, int]:
-    """A canary's HPA bounds scale with its share of traffic (rounded up, at least one replica)."""
-    low = max(1, -(-min_replicas(spec) * percent // 100))
-    high = max(low, -(-(spec.max_replicas or low) * percent // 100))
-    return low, high
+    return ComponentPlan(component, base_name, revision, rollout, runtime, tuple(objects), tuple(ports))
 
 
 def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:
     """Raises PlanningError, naming the component, the reason and what to do."""
-    return Plan(
-        {
-            name: plan_component(service, name, spec, inputs)
-            for name, spec in service.spec.components().items()
-        }
+    components: dict[str, ComponentPlan] = {
+        name: plan_component(service, name, spec, inputs) for name, spec in service.spec.components().items()
+    }
+    entry = components["transformer" if "transformer" in components else "predictor"]
+    try:
+        mirror = mirror_percent(service.metadata.annotations or {})
+    except InvalidMirrorPercent as error:
+        raise PlanningError(entry.component, "InvalidMirrorPercent", str(error)) from error
+    name = service.metadata.name or ""
+    namespace = service.metadata.namespace or ""
+    route_metadata = naming.child_metadata(
+        name,
+        namespace,
+        naming.child_labels(name, entry.component, entry.runtime.runtime.name if entry.runtime else None),
+        naming.owner_reference(name, service.metadata.uid or ""),
     )
+    traffic = plan_traffic(
+        inputs.backend,
+        inputs.config,
+        route_metadata,
+        entry.name,
+        naming.selector_labels(name, entry.component),
+        list(entry.ports),
+        entry.rollout,
+        mirror,
+    )
+    url = f"http://{ingress_host(name, namespace, inputs.config.ingress.domain)}" if traffic else None
+    return Plan(components, tuple(traffic), url)

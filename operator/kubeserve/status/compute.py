@@ -8,8 +8,10 @@ from typing import Any
 
 from kubeserve.api.inference_service import InferenceService
 from kubeserve.api.status import PREVIOUS_REVISION_TAG
-from kubeserve.planning.naming import LABEL_COMPONENT, component_name
-from kubeserve.planning.plan import CANARY, LABEL_TRACK, STABLE, ComponentPlan, Plan, PlanningError
+from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION, component_name
+from kubeserve.planning.plan import ComponentPlan, Plan, PlanningError
+from kubeserve.planning.revisions import revision_name
+from kubeserve.planning.rollout import CANARY, LABEL_TRACK, STABLE
 from kubeserve.status.conditions import Verdict, all_ready, dated
 from kubeserve.status.readiness import deployment_verdict
 
@@ -38,10 +40,34 @@ def _cluster_url(host: str, namespace: str) -> str:
     return f"http://{host}.{namespace}.svc.cluster.local"
 
 
+def _runs(deployment: Mapping[str, Any] | None, service: str, component: str, revision: str) -> bool:
+    """Whether the observed Deployment already runs `revision` (a Deployment just applied may not yet)."""
+    template = (deployment or {}).get("spec", {}).get("template", {})
+    digest = (template.get("metadata", {}).get("labels") or {}).get(LABEL_REVISION)
+    return digest is None or revision_name(service, component, digest) == revision
+
+
+def _canary_verdict(plan: ComponentPlan, verdict: Verdict) -> Verdict:
+    """A canary that is not Ready says so, and that the stable revision keeps all the traffic meanwhile."""
+    if verdict.ok:
+        return verdict
+    rollout = plan.rollout
+    return Verdict(
+        verdict.type,
+        verdict.status,
+        verdict.reason,
+        f"canary {rollout.canary_revision} gets 0% of the traffic until it is Ready "
+        f"({rollout.requested_percent}% requested); {rollout.stable_revision} keeps 100%: {verdict.message}",
+    )
+
+
 def _revisions(
     plan: ComponentPlan, stable: Verdict, canary: Verdict | None, previous: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Revision bookkeeping in Knative's terms, which KServe users read in `kubectl get isvc`."""
+    """Revision bookkeeping in Knative's terms, which KServe users read in `kubectl get isvc`.
+
+    `stable` counts only when the stable Deployment already runs the planned stable revision.
+    """
     rollout = plan.rollout
     new = plan.revision
     new_ready = (rollout.stable_takes_new and stable.ok) or (canary is not None and canary.ok)
@@ -58,7 +84,7 @@ def _revisions(
         traffic = [
             {
                 "revisionName": rollout.stable_revision,
-                "percent": 100 - rollout.canary_percent,
+                "percent": rollout.stable_percent,
                 "latestRevision": False,
                 "tag": PREVIOUS_REVISION_TAG,
             },
@@ -80,9 +106,8 @@ def compute_status(
     error: PlanningError | None,
     observed: Observed,
     now: str,
-    ingress_url: str | None = None,
 ) -> dict[str, Any]:
-    """The whole status object; `ingress_url` is the external URL when a gateway routes the service."""
+    """The whole status object; its `url` is the plan's ingress URL when a gateway routes the service."""
     name = service.metadata.name or ""
     namespace = service.metadata.namespace or ""
     generation = service.metadata.generation
@@ -104,9 +129,8 @@ def compute_status(
             continue
         assert plan is not None
         part = plan.components[component]
-        stable = deployment_verdict(
-            kind, observed.deployments.get(part.name), observed.pods_of(component, STABLE)
-        )
+        stable_deployment = observed.deployments.get(part.name)
+        stable = deployment_verdict(kind, stable_deployment, observed.pods_of(component, STABLE))
         verdicts.append(stable)
         canary = None
         if part.rollout.in_canary:
@@ -115,14 +139,17 @@ def compute_status(
                 observed.deployments.get(f"{part.name}-canary"),
                 observed.pods_of(component, CANARY),
             )
-            verdicts.append(canary)
+            verdicts.append(_canary_verdict(part, canary))
+        stable_runs = _runs(stable_deployment, name, component, part.rollout.stable_revision)
+        bookkept = stable if stable_runs else Verdict(kind, "Unknown", "RolloutPending")
         host = component_name(name, component)
         component_status[component] = {
-            **_revisions(part, stable, canary, (previous.get("components") or {}).get(component, {})),
+            **_revisions(part, bookkept, canary, (previous.get("components") or {}).get(component, {})),
             "url": _cluster_url(host, namespace),
         }
     entry = component_name(name, "transformer" if "transformer" in components else "predictor")
     address = _cluster_url(entry, namespace)
+    ingress_url = plan.ingress_url if plan else None
     ingress = Verdict("IngressReady", "True", "Routed" if ingress_url else "ClusterLocal", "")
     ready_parts = [v for v in verdicts if v.type in {condition_type(c) for c in components}] + [ingress]
     verdicts += [ingress, all_ready("Ready", ready_parts)]

@@ -27,6 +27,15 @@ def unschedulable_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def unready_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why the first running pod that is not Ready is not, as the kubelet put it (unready containers)."""
+    for pod in pods:
+        ready = _conditions(pod).get("Ready")
+        if pod.get("status", {}).get("phase") == "Running" and ready and ready.get("status") != "True":
+            return f"pod {pod['metadata']['name']} is running but not Ready: {ready.get('message', '')}"
+    return None
+
+
 def deployment_verdict(
     kind: str, deployment: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]]
 ) -> Verdict:
@@ -54,12 +63,10 @@ def deployment_verdict(
     available_condition = conditions.get("Available", {}).get("status") == "True"
     if rolled_out and available_condition:
         return Verdict(kind, "True", "MinimumReplicasAvailable", "")
+    pods = list(pods)
     pending = unschedulable_message(pods)
     if pending:
         return Verdict(kind, "False", "Unschedulable", pending)
-    return Verdict(
-        kind,
-        "False",
-        "RolloutInProgress",
-        f"Deployment {name}: {available} of {wanted} replicas available, {updated} updated",
-    )
+    progress = f"Deployment {name}: {available} of {wanted} replicas available, {updated} updated"
+    unready = unready_message(pods)
+    return Verdict(kind, "False", "RolloutInProgress", f"{progress}; {unready}" if unready else progress)

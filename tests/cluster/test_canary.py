@@ -1,0 +1,322 @@
+"""Canary rollouts on the real control plane: revisions, the split stepped through 10, 50, 100 and 0.
+
+The first tests run without Gateway API, where one Service spans both tracks
+and the split is the replica ratio. The last ones install the Gateway API
+standard CRDs (the pinned version the dev cluster builds) for the rest of this
+module only, so that the operator routes by HTTPRoute weights; the CRDs are
+removed again before any other module runs, whose tests expect no gateway.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from kubeserve.devcluster import build
+from kubeserve.devcluster.build import SIMULATE_ANNOTATION
+from kubeserve.planning.naming import LABEL_REVISION
+from kubeserve.planning.traffic import MIRROR_ANNOTATION
+from tests.cluster.isvc import GROUP, VERSION, Isvcs
+from tests.polling import eventually
+
+NAME = "iris"
+Split = list[tuple[str, int]]
+
+
+def isvc(
+    version: int,
+    percent: int | None = None,
+    replicas: int = 1,
+    annotations: dict[str, str] | None = None,
+    pod_annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An sklearn service whose pod template differs by `version` (a new revision per version)."""
+    predictor: dict[str, Any] = {
+        "minReplicas": replicas,
+        "model": {
+            "modelFormat": {"name": "sklearn"},
+            "storageUri": "gs://models/iris",
+            "env": [{"name": "MODEL_VERSION", "value": str(version)}],
+        },
+    }
+    if percent is not None:
+        predictor["canaryTrafficPercent"] = percent
+    if pod_annotations:
+        predictor["annotations"] = pod_annotations
+    metadata: dict[str, Any] = {"name": NAME}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": predictor},
+    }
+
+
+def predictor_status(isvcs: Isvcs) -> dict[str, Any]:
+    status: dict[str, Any] = isvcs.get(NAME).get("status", {}).get("components", {}).get("predictor", {})
+    return status
+
+
+def split(isvcs: Isvcs) -> Split:
+    return [(t["revisionName"], t["percent"]) for t in predictor_status(isvcs).get("traffic", [])]
+
+
+def wait_split(isvcs: Isvcs, expected: Split) -> None:
+    eventually(lambda: split(isvcs) == expected, what=f"traffic {expected}, saw {split(isvcs)}")
+
+
+def start(isvcs: Isvcs, body: dict[str, Any]) -> str:
+    """Apply the first version, wait until it is Ready with all the traffic; its revision."""
+    isvcs.apply(body)
+    isvcs.wait_ready(NAME)
+    revision: str = eventually(lambda: predictor_status(isvcs).get("latestRolledoutRevision"))
+    wait_split(isvcs, [(revision, 100)])
+    return revision
+
+
+def new_revision(isvcs: Isvcs, body: dict[str, Any], old: str) -> str:
+    isvcs.apply(body)
+    found: str = eventually(
+        lambda: (r := predictor_status(isvcs).get("latestCreatedRevision")) != old and r,
+        what="a new revision",
+    )
+    return found
+
+
+def deployments(kube: k8s.ApiClient, namespace: str) -> dict[str, tuple[int, str]]:
+    """Deployment name -> (replicas, revision digest) of the service's Deployments."""
+    listed = k8s.AppsV1Api(kube).list_namespaced_deployment(namespace).items
+    return {
+        d.metadata.name: (d.spec.replicas, d.spec.template.metadata.labels[LABEL_REVISION]) for d in listed
+    }
+
+
+def wait_deployments(kube: k8s.ApiClient, namespace: str, expected: dict[str, tuple[int, str]]) -> None:
+    eventually(
+        lambda: deployments(kube, namespace) == expected,
+        what=f"Deployments {expected}, saw {deployments(kube, namespace)}",
+    )
+
+
+def digest(revision: str) -> str:
+    return revision.rsplit("-", 1)[1]
+
+
+def columns(kubeconfig: str, namespace: str) -> dict[str, str]:
+    """`kubectl get isvc` as a person sees it: header -> value, cut at the header's columns."""
+    header, row = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace, "get", "isvc", NAME],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in itertools.pairwise([*starts, len(row)])}
+
+
+def test_revisions_are_named_from_the_template_and_stable_across_changes(
+    kube: k8s.ApiClient, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    first = start(isvcs, isvc(1))
+    assert re.fullmatch(rf"{NAME}-predictor-[0-9a-f]{{10}}", first)
+    assert deployments(kube, namespace) == {f"{NAME}-predictor": (1, digest(first))}
+    second = new_revision(isvcs, isvc(2), first)
+    wait_split(isvcs, [(second, 100)])
+    eventually(lambda: predictor_status(isvcs).get("previousRolledoutRevision") == first)
+    isvcs.apply(isvc(1))
+    wait_split(isvcs, [(first, 100)])
+    assert predictor_status(isvcs)["latestCreatedRevision"] == first
+
+
+def test_canary_steps_through_10_50_100_then_0_by_replica_ratio(
+    kube: k8s.ApiClient, kubeconfig: str, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    stable, canary = f"{NAME}-predictor", f"{NAME}-predictor-canary"
+    v1 = start(isvcs, isvc(1, replicas=10))
+    wait_deployments(kube, namespace, {stable: (10, digest(v1))})
+
+    v2 = new_revision(isvcs, isvc(2, 10, replicas=10), v1)
+    wait_split(isvcs, [(v1, 90), (v2, 10)])
+    wait_deployments(kube, namespace, {stable: (9, digest(v1)), canary: (1, digest(v2))})
+    assert (columns(kubeconfig, namespace)["PREV"], columns(kubeconfig, namespace)["LATEST"]) == ("90", "10")
+    isvcs.wait_condition(NAME, "PredictorCanaryReady")
+
+    isvcs.apply(isvc(2, 50, replicas=10))
+    wait_split(isvcs, [(v1, 50), (v2, 50)])
+    wait_deployments(kube, namespace, {stable: (5, digest(v1)), canary: (5, digest(v2))})
+
+    isvcs.apply(isvc(2, 100, replicas=10))
+    wait_split(isvcs, [(v2, 100)])
+    wait_deployments(kube, namespace, {stable: (10, digest(v2))})
+    status = eventually(lambda: (s := predictor_status(isvcs)).get("latestRolledoutRevision") == v2 and s)
+    assert status["previousRolledoutRevision"] == v1
+    assert (columns(kubeconfig, namespace)["PREV"], columns(kubeconfig, namespace)["LATEST"]) == ("", "100")
+
+    v3 = new_revision(isvcs, isvc(3, 10, replicas=10), v2)
+    wait_split(isvcs, [(v2, 90), (v3, 10)])
+    isvcs.apply(isvc(3, 0, replicas=10))
+    wait_split(isvcs, [(v2, 100), (v3, 0)])
+    wait_deployments(kube, namespace, {stable: (10, digest(v2))})
+    isvcs.wait_ready(NAME)
+
+
+def test_a_change_during_a_canary_replaces_the_canary_not_the_stable(
+    kube: k8s.ApiClient, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    v1 = start(isvcs, isvc(1))
+    v2 = new_revision(isvcs, isvc(2, 20), v1)
+    wait_split(isvcs, [(v1, 80), (v2, 20)])
+    v3 = new_revision(isvcs, isvc(3, 20), v2)
+    wait_split(isvcs, [(v1, 80), (v3, 20)])
+    wait_deployments(
+        kube, namespace, {f"{NAME}-predictor": (1, digest(v1)), f"{NAME}-predictor-canary": (1, digest(v3))}
+    )
+
+
+def test_a_canary_percent_over_100_is_refused_by_the_api_server(kube: k8s.ApiClient, namespace: str) -> None:
+    with pytest.raises(ApiException) as refused:
+        Isvcs(kube, namespace).apply(isvc(1, 150))
+    assert refused.value.status == 422
+    assert "canaryTrafficPercent" in refused.value.body
+
+
+@pytest.fixture(scope="module")
+def gateway_api(kubeconfig: str, kube: k8s.ApiClient) -> Iterator[None]:
+    """Gateway API's standard CRDs for the rest of this module; removed (and gone) afterwards."""
+    kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+    crds = str(build.gateway_api_crds_file())
+    names = [
+        doc["metadata"]["name"]
+        for doc in yaml.safe_load_all(build.gateway_api_crds_file().read_text())
+        if doc and doc["kind"] == "CustomResourceDefinition"
+    ]
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", crds], check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "--timeout=30s", *(f"crd/{n}" for n in names)],
+        check=True,
+        capture_output=True,
+    )
+    yield
+    subprocess.run([*kubectl, "delete", "--wait=false", "-f", crds], check=True, capture_output=True)
+    extensions = k8s.ApiextensionsV1Api(kube)
+
+    def gone() -> bool:
+        present = {c.metadata.name for c in extensions.list_custom_resource_definition().items}
+        return not present & set(names)
+
+    eventually(gone, timeout=60, what="the Gateway API CRDs to be deleted")
+
+
+def route(kube: k8s.ApiClient, namespace: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = k8s.CustomObjectsApi(kube).get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "httproutes", NAME
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return found
+
+
+def weights(kube: k8s.ApiClient, namespace: str) -> list[tuple[str, int]]:
+    found = route(kube, namespace)
+    rule = found["spec"]["rules"][0] if found else {}
+    return [(ref["name"], ref["weight"]) for ref in rule.get("backendRefs", [])]
+
+
+def wait_weights(kube: k8s.ApiClient, namespace: str, expected: list[tuple[str, int]]) -> dict[str, Any]:
+    eventually(
+        lambda: weights(kube, namespace) == expected,
+        what=f"HTTPRoute weights {expected}, saw {weights(kube, namespace)}",
+    )
+    found = route(kube, namespace)
+    assert found is not None
+    return found
+
+
+def test_http_route_weights_follow_the_canary_and_mirror_to_it(
+    gateway_api: None, kube: k8s.ApiClient, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    stable, canary = f"{NAME}-predictor-stable", f"{NAME}-predictor-canary"
+    v1 = start(isvcs, isvc(1))
+    found = wait_weights(kube, namespace, [(stable, 100)])
+    assert found["spec"]["hostnames"] == [f"{NAME}-{namespace}.example.com"]
+    assert found["spec"]["parentRefs"][0]["name"] == "kubeserve-gateway"
+    assert isvcs.get(NAME)["status"]["url"] == f"http://{NAME}-{namespace}.example.com"
+    core = k8s.CoreV1Api(kube)
+    assert (
+        core.read_namespaced_service(stable, namespace).spec.selector["serving.kubeserve.io/track"]
+        == "stable"
+    )
+
+    v2 = new_revision(isvcs, isvc(2, 10), v1)
+    wait_weights(kube, namespace, [(stable, 90), (canary, 10)])
+    wait_split(isvcs, [(v1, 90), (v2, 10)])
+    assert (
+        core.read_namespaced_service(canary, namespace).spec.selector["serving.kubeserve.io/track"]
+        == "canary"
+    )
+
+    found = wait_weights(kube, namespace, [(stable, 90), (canary, 10)])
+    assert "filters" not in found["spec"]["rules"][0]
+    isvcs.apply(isvc(2, 50, annotations={MIRROR_ANNOTATION: "100"}))
+    found = wait_weights(kube, namespace, [(stable, 50), (canary, 50)])
+    mirror = eventually(lambda: (route(kube, namespace) or {})["spec"]["rules"][0].get("filters"))
+    assert mirror == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"group": "", "kind": "Service", "name": canary, "port": 80},
+                "percent": 100,
+            },
+        }
+    ]
+
+    isvcs.apply(isvc(2, 100))
+    wait_weights(kube, namespace, [(stable, 100)])
+    wait_split(isvcs, [(v2, 100)])
+    eventually(lambda: canary not in {s.metadata.name for s in core.list_namespaced_service(namespace).items})
+
+    v3 = new_revision(isvcs, isvc(3, 10), v2)
+    wait_weights(kube, namespace, [(stable, 90), (canary, 10)])
+    isvcs.apply(isvc(3, 0))
+    wait_weights(kube, namespace, [(stable, 100)])
+    wait_split(isvcs, [(v2, 100), (v3, 0)])
+
+
+def test_a_canary_that_never_becomes_ready_keeps_all_traffic_on_stable(
+    gateway_api: None, kube: k8s.ApiClient, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    v1 = start(isvcs, isvc(1))
+    broken = isvc(2, 30, pod_annotations={SIMULATE_ANNOTATION: "never-ready"})
+    v2 = new_revision(isvcs, broken, v1)
+    condition = isvcs.wait_condition(NAME, "PredictorCanaryReady", "False", "RolloutInProgress")
+    assert f"canary {v2} gets 0% of the traffic until it is Ready (30% requested)" in condition["message"]
+    assert f"{v1} keeps 100%" in condition["message"]
+    assert (
+        "is running but not Ready: containers with unready status: [kserve-container]" in condition["message"]
+    )
+    assert split(isvcs) == [(v1, 100), (v2, 0)]
+    assert weights(kube, namespace) == [(f"{NAME}-predictor-stable", 100), (f"{NAME}-predictor-canary", 0)]
+    assert isvcs.condition(NAME, "PredictorReady")["status"] == "True"  # type: ignore[index]
+    assert isvcs.condition(NAME, "Ready")["status"] == "True"  # type: ignore[index]
+
+    v3 = new_revision(isvcs, isvc(3, 30), v2)
+    wait_split(isvcs, [(v1, 70), (v3, 30)])
+    wait_weights(kube, namespace, [(f"{NAME}-predictor-stable", 70), (f"{NAME}-predictor-canary", 30)])
