@@ -60,8 +60,9 @@ class PredictorExtensionSpec(ContainerFields):
     )
 
     storage_uri: str | None = Field(default=None, max_length=2048)
-    """Where the model is: gs://, s3://, https://, http://, hf:// and oci:// are downloaded into /mnt/models;
-    pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is."""
+    """Where the model is: gs://, s3://, https://, http:// and hf:// are downloaded into /mnt/models;
+    pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is. oci:// (KServe's
+    modelcars) is accepted but not served yet: the predictor's condition says so."""
     runtime_version: str | None = Field(default=None, max_length=128)
     """Image tag of the serving runtime's container, in place of the runtime's own tag."""
     protocol_version: ProtocolVersion | None = None
