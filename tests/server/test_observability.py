@@ -18,8 +18,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubeserve_server.metrics import Metrics
+from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
-from tests.server.conftest import GrpcClient, Server, Trained, running_server
+from tests.server.conftest import GrpcClient, Server, Trained, free_port, running_server
 
 ROWS = [[6.3, 3.3, 6.0, 2.5], [5.0, 3.6, 1.4, 0.2]]
 V2_BODY = {"id": "req-1", "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}
@@ -167,3 +169,22 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path, sklearn_iris: Trained)
         os.kill(server.process.pid, signal.SIGTERM)
         assert server.process.wait(15) == 0
         assert time.monotonic() - started < 10
+
+
+async def test_a_full_queue_drops_events_and_counts_them() -> None:
+    metrics = Metrics("m")
+    payloads = PayloadLogger("http://127.0.0.1:9/", "m", metrics.payload_events_dropped, queue_size=2)
+    payloads.submit("a", b"{}", b"{}", "application/json")
+    payloads.submit("b", b"{}", b"{}", "application/json")
+    assert 'kubeserve_payload_events_dropped_total{model="m"} 2.0' in metrics.exposition().decode()
+
+
+async def test_an_unreachable_sink_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics("m")
+    payloads = PayloadLogger(f"http://127.0.0.1:{free_port()}/", "m", metrics.payload_events_dropped)
+    payloads.start()
+    for index in range(3):
+        payloads.submit(str(index), b"{}", b"{}", "application/json")
+    await payloads.stop(drain_seconds=10)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and "unreachable" in warnings[0] and "events are lost" in warnings[0]

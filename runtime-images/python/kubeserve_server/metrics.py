@@ -56,6 +56,12 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=owner,
         )
+        self.payload_events_dropped = Counter(
+            "kubeserve_payload_events_dropped",
+            "Payload log events dropped because the CloudEvents sink fell behind.",
+            ("model",),
+            registry=owner,
+        ).labels(model_name)
         self._errors = errors
         self._model_name = model_name
         self._trackers = {

@@ -1,8 +1,9 @@
 """Request/response payload logging to a CloudEvents sink, off the request path.
 
 Requests only enqueue; one background task posts the events (binary content mode). When the sink
-is slow the bounded queue fills and further payloads are dropped and counted, never waited for:
-a logging sink must not be able to slow inference down.
+is slow the bounded queue fills and further payloads are dropped and counted
+(`kubeserve_payload_events_dropped_total`), never waited for: a logging sink must not be able to
+slow inference down.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +32,13 @@ class _Event:
 
 
 class PayloadLogger:
-    def __init__(
-        self, sink_url: str, model_name: str, queue_size: int = 1024, verify: bool | str = True
-    ) -> None:
+    def __init__(self, sink_url: str, model_name: str, dropped: Counter, queue_size: int = 1024) -> None:
         self.sink_url = sink_url
         self.model_name = model_name
-        self.dropped = 0
-        self._verify = verify
+        self._dropped = dropped
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
 
     def submit(self, request_id: str | None, request: bytes, response: bytes, content_type: str) -> None:
         """Queue one exchange as a request event and a response event sharing one id."""
@@ -50,7 +50,7 @@ class PayloadLogger:
             try:
                 self._queue.put_nowait(event)
             except asyncio.QueueFull:
-                self.dropped += 1
+                self._dropped.inc()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -67,7 +67,7 @@ class PayloadLogger:
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=5.0, verify=self._verify) as client:
+        async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
                 event = await self._queue.get()
                 try:
@@ -88,7 +88,16 @@ class PayloadLogger:
         try:
             response = await client.post(self.sink_url, content=event.body, headers=headers)
         except httpx.HTTPError as error:
-            logger.warning("payload log: sink %s unreachable: %s", self.sink_url, error)
+            self._outcome(f"unreachable: {error}")
             return
-        if response.status_code >= 300:
-            logger.warning("payload log: sink %s answered %d", self.sink_url, response.status_code)
+        self._outcome(f"answered {response.status_code}" if response.status_code >= 300 else None)
+
+    def _outcome(self, failure: str | None) -> None:
+        """Log when the sink starts failing and when it recovers, not once per event."""
+        if failure is not None and not self._failing:
+            logger.warning(
+                "payload log: sink %s %s; events are lost until it recovers", self.sink_url, failure
+            )
+        elif failure is None and self._failing:
+            logger.info("payload log: sink %s recovered", self.sink_url)
+        self._failing = failure is not None

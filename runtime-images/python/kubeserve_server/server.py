@@ -71,7 +71,9 @@ async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
     dataplane = DataPlane(model)
     metrics = Metrics(config.model_name)
     payload_logger = (
-        PayloadLogger(config.log_payload_url, config.model_name) if config.log_payload_url else None
+        PayloadLogger(config.log_payload_url, config.model_name, metrics.payload_events_dropped)
+        if config.log_payload_url
+        else None
     )
 
     grpc_server = grpc.aio.server(
