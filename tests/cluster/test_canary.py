@@ -1,10 +1,12 @@
 """Canary rollouts on the real control plane: revisions, the split stepped through 10, 50, 100 and 0.
 
 The first tests run without Gateway API, where one Service spans both tracks
-and the split is the replica ratio. The last ones install the Gateway API
-standard CRDs (the pinned version the dev cluster builds) for the rest of this
-module only, so that the operator routes by HTTPRoute weights; the CRDs are
-removed again before any other module runs, whose tests expect no gateway.
+and the split is the replica ratio. One installs a stand-in VirtualService CRD
+for itself, so that the operator routes by Istio weights. The last ones install
+the Gateway API standard CRDs (the pinned version the dev cluster builds) for
+the rest of this module only, so that the operator routes by HTTPRoute weights;
+the CRDs are removed again before any other module runs, whose tests expect no
+gateway. The operator follows the CRDs as they come and go, without a restart.
 """
 
 from __future__ import annotations
@@ -193,31 +195,108 @@ def test_a_canary_percent_over_100_is_refused_by_the_api_server(kube: k8s.ApiCli
     assert "canaryTrafficPercent" in refused.value.body
 
 
+def crd_names(kube: k8s.ApiClient, established: bool = False) -> set[str]:
+    """Names of the CRDs the API server has (only the Established ones, if asked)."""
+    return {
+        crd.metadata.name
+        for crd in k8s.ApiextensionsV1Api(kube).list_custom_resource_definition().items
+        if not established
+        or any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+    }
+
+
+def wait_crds(kube: k8s.ApiClient, names: set[str], present: bool) -> None:
+    """Until every CRD in `names` is Established, or until all are gone."""
+    eventually(
+        lambda: names <= crd_names(kube, established=True) if present else not names & crd_names(kube),
+        timeout=60,
+        what=f"CRDs {sorted(names)} {'Established' if present else 'deleted'}",
+    )
+
+
+@pytest.fixture
+def istio_api(kube: k8s.ApiClient) -> Iterator[None]:
+    """A stand-in VirtualService CRD (schema-less: Istio's own CRDs are not part of the dev cluster)."""
+    name = "virtualservices.networking.istio.io"
+    extensions = k8s.ApiextensionsV1Api(kube)
+    extensions.create_custom_resource_definition(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "group": "networking.istio.io",
+                "scope": "Namespaced",
+                "names": {
+                    "kind": "VirtualService",
+                    "plural": "virtualservices",
+                    "singular": "virtualservice",
+                },
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    wait_crds(kube, {name}, present=True)
+    yield
+    extensions.delete_custom_resource_definition(name)
+    wait_crds(kube, {name}, present=False)
+
+
+def virtual_service_weights(kube: k8s.ApiClient, namespace: str) -> list[tuple[str, int]]:
+    try:
+        found = k8s.CustomObjectsApi(kube).get_namespaced_custom_object(
+            "networking.istio.io", "v1", namespace, "virtualservices", NAME
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return []
+        raise
+    return [(r["destination"]["host"], r["weight"]) for r in found["spec"]["http"][0]["route"]]
+
+
+def test_istio_virtual_service_weights_when_only_istio_is_served(
+    istio_api: None, kube: k8s.ApiClient, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    host = f"{NAME}-predictor-{{}}.{namespace}.svc.cluster.local"
+    v1 = start(isvcs, isvc(1))
+    eventually(lambda: virtual_service_weights(kube, namespace) == [(host.format("stable"), 100)])
+    assert isvcs.get(NAME)["status"]["url"] == f"http://{NAME}-{namespace}.example.com"
+    new_revision(isvcs, isvc(2, 30), v1)
+    eventually(
+        lambda: (
+            virtual_service_weights(kube, namespace)
+            == [(host.format("stable"), 70), (host.format("canary"), 30)]
+        ),
+        what="VirtualService weights 70/30",
+    )
+
+
 @pytest.fixture(scope="module")
 def gateway_api(kubeconfig: str, kube: k8s.ApiClient) -> Iterator[None]:
     """Gateway API's standard CRDs for the rest of this module; removed (and gone) afterwards."""
     kubectl = ["kubectl", "--kubeconfig", kubeconfig]
     crds = str(build.gateway_api_crds_file())
-    names = [
+    names = {
         doc["metadata"]["name"]
         for doc in yaml.safe_load_all(build.gateway_api_crds_file().read_text())
         if doc and doc["kind"] == "CustomResourceDefinition"
-    ]
+    }
     subprocess.run([*kubectl, "apply", "--server-side", "-f", crds], check=True, capture_output=True)
-    subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", "--timeout=30s", *(f"crd/{n}" for n in names)],
-        check=True,
-        capture_output=True,
-    )
+    wait_crds(kube, names, present=True)
     yield
     subprocess.run([*kubectl, "delete", "--wait=false", "-f", crds], check=True, capture_output=True)
-    extensions = k8s.ApiextensionsV1Api(kube)
-
-    def gone() -> bool:
-        present = {c.metadata.name for c in extensions.list_custom_resource_definition().items}
-        return not present & set(names)
-
-    eventually(gone, timeout=60, what="the Gateway API CRDs to be deleted")
+    wait_crds(kube, names, present=False)
 
 
 def route(kube: k8s.ApiClient, namespace: str) -> dict[str, Any] | None:
