@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import statistics
 import subprocess
@@ -164,11 +165,10 @@ class Batch:
     started: float = 0.0
 
 
-async def watch_ready(http: httpx.AsyncClient, batch: Batch, done: asyncio.Event) -> None:
+async def watch_ready(http: httpx.AsyncClient, batch: Batch, version: str) -> None:
     """One watch on the namespace's services: the first moment each one reports Ready=True."""
     path = ISVC_PATH.format(namespace=batch.namespace)
-    version = (await http.get(path)).json()["metadata"]["resourceVersion"]
-    while not done.is_set():
+    while True:
         params = {
             "watch": "1",
             "resourceVersion": version,
@@ -179,12 +179,13 @@ async def watch_ready(http: httpx.AsyncClient, batch: Batch, done: asyncio.Event
             async for line in stream.aiter_lines():
                 event = json.loads(line)
                 obj = event["object"]
+                if event["type"] == "ERROR":
+                    raise RuntimeError(f"watch failed: {obj}")
                 version = obj["metadata"]["resourceVersion"]
                 conditions = (obj.get("status") or {}).get("conditions") or []
                 if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                     batch.ready.setdefault(obj["metadata"]["name"], time.monotonic())
                     if len(batch.ready) == batch.size:
-                        done.set()
                         return
 
 
@@ -208,17 +209,25 @@ async def namespace_ready(http: httpx.AsyncClient, namespace: str) -> None:
     raise TimeoutError(f"no default ServiceAccount in {namespace}")
 
 
+async def list_settled(http: httpx.AsyncClient, path: str) -> dict[str, Any]:
+    """A list, retried while the API server answers 429 (a new CRD's storage is still initializing)."""
+    for _ in range(60):
+        response = await http.get(path)
+        if response.status_code != 429:
+            response.raise_for_status()
+            listed: dict[str, Any] = response.json()
+            return listed
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+    raise TimeoutError(f"{path} kept answering 429")
+
+
 async def run_batch(http: httpx.AsyncClient, batch: Batch) -> None:
     await namespace_ready(http, batch.namespace)
-    done = asyncio.Event()
-    watcher = asyncio.create_task(watch_ready(http, batch, done))
-    await asyncio.sleep(0.5)
+    listed = await list_settled(http, ISVC_PATH.format(namespace=batch.namespace))
+    watcher = asyncio.create_task(watch_ready(http, batch, listed["metadata"]["resourceVersion"]))
     batch.started = time.monotonic()
     await asyncio.gather(*(apply_one(http, batch, f"m-{i:04d}") for i in range(batch.size)))
-    try:
-        await asyncio.wait_for(done.wait(), READY_TIMEOUT)
-    finally:
-        watcher.cancel()
+    await asyncio.wait_for(watcher, READY_TIMEOUT)
 
 
 def operator_requests(tail: AuditTail, agent: str | None = None) -> list[Request]:
@@ -333,6 +342,8 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, help="write pyinstrument text profiles of the operator here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     args = parser.parse_args()
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the control plane and the operator are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="kubeserve-bench-"))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
