@@ -188,6 +188,27 @@ def test_a_change_during_a_canary_replaces_the_canary_not_the_stable(
     )
 
 
+def test_each_track_has_an_hpa_bounded_by_its_share(
+    kube: k8s.ApiClient, namespace: str, operator: object
+) -> None:
+    isvcs = Isvcs(kube, namespace)
+    scaled = isvc(1)
+    scaled["spec"]["predictor"]["maxReplicas"] = 10
+    v1 = start(isvcs, scaled)
+    canary = isvc(2, 20)
+    canary["spec"]["predictor"]["maxReplicas"] = 10
+    v2 = new_revision(isvcs, canary, v1)
+    wait_split(isvcs, [(v1, 80), (v2, 20)])
+    autoscaling = k8s.AutoscalingV2Api(kube)
+
+    def bounds() -> dict[str, tuple[int, int]]:
+        listed = autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+        return {h.metadata.name: (h.spec.min_replicas, h.spec.max_replicas) for h in listed}
+
+    expected = {f"{NAME}-predictor": (1, 8), f"{NAME}-predictor-canary": (1, 2)}
+    eventually(lambda: bounds() == expected, what=f"HPA bounds {expected}, saw {bounds()}")
+
+
 def test_a_canary_percent_over_100_is_refused_by_the_api_server(kube: k8s.ApiClient, namespace: str) -> None:
     with pytest.raises(ApiException) as refused:
         Isvcs(kube, namespace).apply(isvc(1, 150))
