@@ -3,7 +3,10 @@ load leaves a clear log line and a live, not-ready server instead of a crash loo
 
 from __future__ import annotations
 
+import json
 import pickle
+import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -14,7 +17,7 @@ import httpx
 import pytest
 
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
-from tests.server.conftest import GrpcClient, running_server
+from tests.server.conftest import GrpcClient, Trained, free_port, running_server
 
 # An estimator whose unpickling waits for a gate file, so the test decides when loading ends.
 GATED_MODULE = textwrap.dedent(
@@ -101,8 +104,6 @@ def test_model_that_fails_to_load_leaves_the_server_up_and_not_ready(
 
 
 def test_unknown_format_is_refused_at_startup(tmp_path: Path) -> None:
-    import subprocess
-
     result = subprocess.run(
         [sys.executable, "-m", "kubeserve_server", "--model_name=m", "--model_format=pytorch"],
         capture_output=True,
@@ -110,3 +111,31 @@ def test_unknown_format_is_refused_at_startup(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "invalid choice: 'pytorch'" in result.stderr
+
+
+@pytest.mark.parametrize("taken", ["http", "grpc"])
+def test_a_taken_port_is_a_clear_error(tmp_path: Path, sklearn_iris: Trained, taken: str) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        ports = {"http": free_port(), "grpc": free_port(), taken: port}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kubeserve_server",
+                "--model_name=iris",
+                f"--model_dir={sklearn_iris.model_dir}",
+                "--host=127.0.0.1",
+                f"--http_port={ports['http']}",
+                f"--grpc_port={ports['grpc']}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    last = json.loads(result.stderr.splitlines()[-1])
+    assert last["level"] == "critical" and last["message"].startswith("cannot serve: ")
+    assert str(port) in last["message"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Sequence
 
 from kubeserve_server import logs
@@ -17,7 +19,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from kubeserve_server.server import run
 
-    run(config)
+    try:
+        run(config)
+    except OSError as error:  # a port taken, an unreadable certificate: say so, in the JSON log
+        logging.getLogger("kubeserve_server").critical("cannot serve: %s", error)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,11 @@ def bind_http(config: ServerConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.http_port))
+    try:
+        sock.bind((config.host, config.http_port))
+    except OSError as error:
+        sock.close()
+        raise OSError(f"HTTP cannot listen on {config.host}:{config.http_port}: {error.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -80,13 +84,18 @@ async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
         options=[
             ("grpc.max_receive_message_length", config.max_request_size),
             ("grpc.max_send_message_length", -1),
+            # Workers share the port on purpose; a lone server must fail loudly on a taken port.
+            ("grpc.so_reuseport", int(config.workers > 1)),
         ]
     )
     grpc_server.add_generic_rpc_handlers((InferenceServicer(dataplane, metrics, payload_logger).handler(),))
-    if config.tls:
-        grpc_server.add_secure_port(_grpc_address(config), _grpc_credentials(config))
-    else:
-        grpc_server.add_insecure_port(_grpc_address(config))
+    try:
+        if config.tls:
+            grpc_server.add_secure_port(_grpc_address(config), _grpc_credentials(config))
+        else:
+            grpc_server.add_insecure_port(_grpc_address(config))
+    except RuntimeError as error:
+        raise OSError(f"gRPC cannot listen on {_grpc_address(config)}: {error}") from None
 
     http = _UvicornServer(
         uvicorn.Config(
