@@ -141,3 +141,12 @@ def test_the_transformer_is_the_routed_entry_and_the_domain_comes_from_config() 
     assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "iris-transformer-stable"
     assert route["metadata"]["labels"]["component"] == "transformer"
     assert plan.ingress_url == "http://iris-ml.models.internal"
+
+
+def test_a_name_too_long_for_the_track_services_is_a_planning_error() -> None:
+    long_name = "m" * 47
+    assert plan_service(service(SKLEARN, name=long_name), inputs(backend="service")).traffic == ()
+    with pytest.raises(PlanningError) as refused:
+        plan_service(service(SKLEARN, name=long_name), inputs(backend="gateway"))
+    assert refused.value.reason == "NameTooLong"
+    assert "shorten the InferenceService's name by 1" in refused.value.message

@@ -34,13 +34,7 @@ from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, s
 from kubeserve.planning.service import build_service
 from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_storage
 from kubeserve.planning.templating import TemplateError
-from kubeserve.planning.traffic import (
-    Backend,
-    InvalidMirrorPercent,
-    ingress_host,
-    mirror_percent,
-    plan_traffic,
-)
+from kubeserve.planning.traffic import Backend, TrafficError, ingress_host, mirror_percent, plan_traffic
 
 
 class PlanningError(Exception):
@@ -232,10 +226,6 @@ def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:
         name: plan_component(service, name, spec, inputs) for name, spec in service.spec.components().items()
     }
     entry = components["transformer" if "transformer" in components else "predictor"]
-    try:
-        mirror = mirror_percent(service.metadata.annotations or {})
-    except InvalidMirrorPercent as error:
-        raise PlanningError(entry.component, "InvalidMirrorPercent", str(error)) from error
     name = service.metadata.name or ""
     namespace = service.metadata.namespace or ""
     route_metadata = naming.child_metadata(
@@ -244,15 +234,18 @@ def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:
         naming.child_labels(name, entry.component, entry.runtime.runtime.name if entry.runtime else None),
         naming.owner_reference(name, service.metadata.uid or ""),
     )
-    traffic = plan_traffic(
-        inputs.backend,
-        inputs.config,
-        route_metadata,
-        entry.name,
-        naming.selector_labels(name, entry.component),
-        list(entry.ports),
-        entry.rollout,
-        mirror,
-    )
+    try:
+        traffic = plan_traffic(
+            inputs.backend,
+            inputs.config,
+            route_metadata,
+            entry.name,
+            naming.selector_labels(name, entry.component),
+            list(entry.ports),
+            entry.rollout,
+            mirror_percent(service.metadata.annotations or {}),
+        )
+    except TrafficError as error:
+        raise PlanningError(entry.component, error.reason, str(error)) from error
     url = f"http://{ingress_host(name, namespace, inputs.config.ingress.domain)}" if traffic else None
     return Plan(components, tuple(traffic), url)

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from kubeserve.config import OperatorConfig
-from kubeserve.planning.naming import GROUP_PREFIX, child_metadata
+from kubeserve.planning.naming import GROUP_PREFIX, MAX_NAME, child_metadata
 from kubeserve.planning.rollout import CANARY, LABEL_TRACK, STABLE, Rollout
 from kubeserve.planning.service import HTTP_PORT, build_service
 
@@ -41,8 +41,12 @@ MIRROR_ANNOTATION = f"{GROUP_PREFIX}/mirror-percent"
 GATEWAY_API = "gateway.networking.k8s.io"
 
 
-class InvalidMirrorPercent(ValueError):
-    """The mirror annotation is not a whole number from 0 to 100."""
+class TrafficError(ValueError):
+    """The service cannot be routed as asked; `reason` is the condition's reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def effective_backend(configured: str, gateway_served: bool, istio_served: bool) -> Backend:
@@ -62,14 +66,23 @@ def mirror_percent(annotations: Mapping[str, str]) -> int | None:
     if value is None:
         return None
     if not value.strip().isdigit() or not 0 <= int(value) <= 100:
-        raise InvalidMirrorPercent(
-            f"annotation {MIRROR_ANNOTATION} must be a whole number from 0 to 100, not {value!r}"
+        raise TrafficError(
+            "InvalidMirrorPercent",
+            f"annotation {MIRROR_ANNOTATION} must be a whole number from 0 to 100, not {value!r}",
         )
     return int(value)
 
 
 def track_service_name(component_name: str, track: str) -> str:
-    return f"{component_name}-{track}"
+    """`<isvc>-<component>-<track>`; Service names are DNS labels, so the service's name must leave room."""
+    name = f"{component_name}-{track}"
+    if len(name) > MAX_NAME:
+        raise TrafficError(
+            "NameTooLong",
+            f"Service {name} for the weighted route would have {len(name)} characters, more than "
+            f"{MAX_NAME}: shorten the InferenceService's name by {len(name) - MAX_NAME}",
+        )
+    return name
 
 
 def _weights(rollout: Rollout) -> list[tuple[str, int]]:
