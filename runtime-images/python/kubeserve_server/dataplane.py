@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubeserve_server import __version__
@@ -29,9 +30,11 @@ SERVER_NAME = "kubeserve"
 
 
 class DataPlane:
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, others_loaded: Callable[[], bool] = lambda: True) -> None:
+        """`others_loaded` says whether sibling worker processes have loaded the model too."""
         self.model = model
         self.load_error: str | None = None
+        self._others_loaded = others_loaded
 
     async def load(self) -> bool:
         """Load the model in a thread, so liveness answers while a big model loads.
@@ -65,7 +68,8 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        return self.model.ready()
+        """Server readiness: with several workers, only once every one of them can serve."""
+        return self.model.ready() and self._others_loaded()
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": __version__, "extensions": []}

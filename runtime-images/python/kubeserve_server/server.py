@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -14,6 +15,7 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 import grpc
@@ -69,10 +71,10 @@ def _grpc_credentials(config: ServerConfig) -> grpc.ServerCredentials:
     )
 
 
-async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
+async def serve(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot | None = None) -> None:
     """Serve until SIGTERM or SIGINT. The model loads in the background; readiness waits for it."""
     model = model_class(config.model_format)(config.model_name, config.model_dir, config.model_version)
-    dataplane = DataPlane(model)
+    dataplane = DataPlane(model, worker.all_loaded if worker else lambda: True)
     metrics = Metrics(config.model_name)
     payload_logger = (
         PayloadLogger(config.log_payload_url, config.model_name, metrics.payload_events_dropped)
@@ -121,7 +123,7 @@ async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
     await grpc_server.start()
     if payload_logger is not None:
         payload_logger.start()
-    load = asyncio.create_task(dataplane.load())
+    load = asyncio.create_task(_load(dataplane, worker))
     scheme = "https" if config.tls else "http"
     logger.info(
         "serving model %r (%s) on %s://%s:%d and gRPC %s",
@@ -142,9 +144,32 @@ async def serve(config: ServerConfig, http_socket: socket.socket) -> None:
         await asyncio.gather(load, return_exceptions=True)
 
 
-def _worker(config: ServerConfig, http_socket: socket.socket) -> None:
+async def _load(dataplane: DataPlane, worker: _WorkerSlot | None) -> None:
+    if await dataplane.load() and worker is not None:
+        worker.mark_loaded()
+
+
+@dataclass(frozen=True)
+class _WorkerSlot:
+    """One worker's place in the flags the workers share, one per worker, set once it has loaded.
+
+    The workers accept from one socket, so a readiness probe may reach any of them: each says
+    ready only when all have loaded, or traffic would reach a worker still loading.
+    """
+
+    loaded: ctypes.Array[ctypes.c_bool]
+    index: int
+
+    def mark_loaded(self) -> None:
+        self.loaded[self.index] = True
+
+    def all_loaded(self) -> bool:
+        return all(self.loaded)
+
+
+def _worker(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot) -> None:
     logs.configure(config.log_level)
-    uvloop.run(serve(config, http_socket))
+    uvloop.run(serve(config, http_socket, worker))
 
 
 def run(config: ServerConfig) -> None:
@@ -156,8 +181,11 @@ def run(config: ServerConfig) -> None:
     with tempfile.TemporaryDirectory(prefix="kubeserve-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         context = multiprocessing.get_context("spawn")
+        loaded = context.RawArray(ctypes.c_bool, config.workers)
         workers: list[BaseProcess] = [
-            context.Process(target=_worker, args=(config, http_socket), name=f"worker-{index}")
+            context.Process(
+                target=_worker, args=(config, http_socket, _WorkerSlot(loaded, index)), name=f"worker-{index}"
+            )
             for index in range(config.workers)
         ]
         for worker in workers:
