@@ -40,6 +40,18 @@ def _slim(kind: str, body: Mapping[str, Any]) -> Body:
     return slim
 
 
+def _older(body: Mapping[str, Any], kept: Mapping[str, Any] | None) -> bool:
+    """Whether `body` is an older version of the `kept` object (same uid, lower resourceVersion).
+
+    resourceVersions are opaque by contract, but the API server hands out etcd
+    revisions; anything else that is not a number is never judged older.
+    """
+    if kept is None or body["metadata"].get("uid") != kept["metadata"].get("uid"):
+        return False
+    new, old = body["metadata"].get("resourceVersion", ""), kept["metadata"].get("resourceVersion", "")
+    return new.isdigit() and old.isdigit() and int(new) < int(old)
+
+
 def _service_of(body: Mapping[str, Any]) -> str | None:
     service: str | None = (body["metadata"].get("labels") or {}).get(LABEL_SERVICE)
     return service
@@ -53,9 +65,18 @@ class ClusterView:
         self._children: dict[tuple[str, str, str], dict[str, Body]] = defaultdict(dict)
 
     def record(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Apply one watch event; DELETED forgets the object."""
+        """Apply one watch event, or the object a write returned; DELETED forgets the object.
+
+        The operator records what its own writes return, so that a reconcile
+        right after a write does not act on the state before it (and write the
+        same status twice, or post the same Event twice). The watch event of
+        that write, or an older one still in flight, must not undo it: a body
+        older than the one kept is ignored.
+        """
         namespace, name = key_of(body)
         in_namespace = self._objects[kind][namespace]
+        if event_type != "DELETED" and _older(body, in_namespace.get(name)):
+            return
         previous = in_namespace.pop(name, None)
         if previous is not None:
             self._unindex(kind, namespace, name, previous)

@@ -88,14 +88,16 @@ class Reconciler:
         self.config = config
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
+        self._discovery = asyncio.Lock()
         self._served: dict[Resource, bool] | None = None
         """Whether the cluster serves each traffic resource: asked once, then kept by CRD events."""
 
     async def backend(self) -> Backend:
         """The traffic backend in effect; the first call asks the API server what it serves."""
-        if self._served is None:
-            self._served = {r: await self.api.serves(r) for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
-            logger.info("traffic backend: %s", self._backend_of(self._served))
+        async with self._discovery:  # one discovery, not one per service reconciled at start-up
+            if self._served is None:
+                self._served = {r: await self.api.serves(r) for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
+                logger.info("traffic backend: %s", self._backend_of(self._served))
         return self._backend_of(self._served)
 
     def _backend_of(self, served: dict[Resource, bool]) -> Backend:
@@ -182,7 +184,7 @@ class Reconciler:
             problem = error
         if plan is not None:
             children = [c for kind in CHILD_KINDS for c in self.view.owned_by(kind, namespace, name, uid)]
-            result = await sync_children(self.api, plan.objects, children)
+            result = await sync_children(self.api, self.view, plan.objects, children)
             if result.applied or result.pruned:
                 logger.info("%s/%s: applied %s, pruned %s", namespace, name, result.applied, result.pruned)
         observed = Observed(
@@ -201,7 +203,7 @@ class Reconciler:
             return
         await self._announce(body, previous, status)
         metadata = body["metadata"]
-        await self.api.apply(
+        written = await self.api.apply(
             INFERENCE_SERVICE,
             {
                 "apiVersion": body["apiVersion"],
@@ -211,6 +213,8 @@ class Reconciler:
             },
             subresource="status",
         )
+        # Seen at once: a reconcile before the watch event must not write (and announce) it again.
+        self.view.record("InferenceService", None, written)
 
     async def _announce(self, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:
         """Events worth a person's attention: a new runtime choice, a condition turning bad or good."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from kubeserve.apply.client import KubeApi
 from kubeserve.apply.resources import CHILD_KINDS
+from kubeserve.observed import ClusterView
 from kubeserve.planning.naming import GROUP_PREFIX
 
 HASH_ANNOTATION = f"{GROUP_PREFIX}/applied-hash"
@@ -109,13 +110,28 @@ def conforms(desired: Any, observed: Any) -> bool:
     return quantity is not None and quantity == _quantity(observed)
 
 
+async def _applied(api: KubeApi, view: ClusterView, target: dict[str, Any]) -> None:
+    view.record(target["kind"], None, await api.apply(CHILD_KINDS[target["kind"]], target))
+
+
+async def _pruned(api: KubeApi, view: ClusterView, obj: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    await api.delete(CHILD_KINDS[obj["kind"]], meta["namespace"], meta["name"], meta.get("uid"))
+    view.record(obj["kind"], "DELETED", obj)
+
+
 async def sync_children(
     api: KubeApi,
+    view: ClusterView,
     desired: Iterable[dict[str, Any]],
     observed: Iterable[dict[str, Any]],
     keep: frozenset[ObjectKey] = frozenset(),
 ) -> SyncResult:
-    """Apply what is missing or no longer conforms, delete owned children neither desired nor kept."""
+    """Apply what is missing or no longer conforms, delete owned children neither desired nor kept.
+
+    What the writes return goes into the view at once, so the next reconcile,
+    which may run before the watch brings the same news, does not write again.
+    """
     current = {key_of(obj): obj for obj in observed}
     result = SyncResult()
     writes: list[Awaitable[object]] = []
@@ -131,11 +147,10 @@ async def sync_children(
             if _applied_hash(found) == _applied_hash(target):
                 logger.info("restoring %s %s: changed outside Kubeserve since it was applied", *key)
         result.applied.append("/".join(key))
-        writes.append(api.apply(CHILD_KINDS[key[0]], target))
+        writes.append(_applied(api, view, target))
     for key, obj in current.items():
         if key not in wanted:
             result.pruned.append("/".join(key))
-            meta = obj["metadata"]
-            writes.append(api.delete(CHILD_KINDS[key[0]], meta["namespace"], meta["name"], meta.get("uid")))
+            writes.append(_pruned(api, view, obj))
     await asyncio.gather(*writes)
     return result

@@ -7,10 +7,13 @@ the operator needs.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import os
 import socket
 import ssl
+import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,7 +24,13 @@ import kopf
 
 from kubeserve.apply.resources import Resource
 
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore tries `import sniffio` several times per request; a failed import is not cached, so
+    # each try searches sys.path again (most of the operator's CPU under load). None makes it fail fast.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
 FIELD_MANAGER = "kubeserve"
+MAX_CONNECTIONS = 20
 USER_AGENT_PRODUCT = "kubeserve-operator"
 """Every request's User-Agent starts with this; the audit log tells the operator's writes apart by it."""
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
@@ -106,6 +115,8 @@ def connection_info(logger: kopf.Logger) -> kopf.ConnectionInfo:
 class KubeApi:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
+        # Requests wait here rather than in httpcore's pool, whose queue costs O(waiting) per request.
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     @classmethod
     def from_connection(cls, info: kopf.ConnectionInfo) -> KubeApi:
@@ -115,7 +126,7 @@ class KubeApi:
                 verify=_tls_context(info),
                 headers=_headers(info),
                 timeout=httpx.Timeout(30.0, connect=5.0),
-                limits=httpx.Limits(max_connections=20),
+                limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
             )
         )
 
@@ -128,7 +139,8 @@ class KubeApi:
         await self._http.aclose()
 
     async def _send(self, method: str, path: str, *, ok_missing: bool = False, **kwargs: Any) -> Any:
-        response = await self._http.request(method, path, **kwargs)
+        async with self._slots:
+            response = await self._http.request(method, path, **kwargs)
         if response.status_code == 404 and ok_missing:
             return None
         if response.is_error:

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-SERVICE_CIDR = "10.0.0.0/24"
+# A /16, so that a benchmark's thousand InferenceServices (a Service each) get cluster IPs.
+SERVICE_CIDR = "10.0.0.0/16"
 # The first address of the service range: the `kubernetes` Service's cluster IP.
 API_SERVICE_IP = "10.0.0.1"
 VALIDITY = datetime.timedelta(days=365)
