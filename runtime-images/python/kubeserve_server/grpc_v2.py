@@ -6,7 +6,6 @@ the same form as the request (raw also whenever an output is FP16, which has no 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias
 
@@ -29,6 +28,8 @@ from kubeserve_server.protocol import (
     RequestedOutput,
     dtype_for,
     element_count,
+    tensor_from_raw,
+    tensor_to_raw,
 )
 
 SERVICE = "inference.GRPCInferenceService"
@@ -55,7 +56,6 @@ _STATUS_CODES = {
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
-_LENGTH = struct.Struct("<I")
 # Typed contents are read at their widest first, so narrower datatypes can be range-checked.
 _WIDE = {"i": np.dtype(np.int64), "u": np.dtype(np.uint64)}
 
@@ -84,21 +84,6 @@ def parameters_to_proto(parameters: Parameters, target: Any) -> None:
             target[key].string_param = value
 
 
-def _bytes_elements(raw: bytes, where: str) -> list[bytes]:
-    """Split BYTES raw contents: each element is a 4-byte little-endian length and the bytes."""
-    items, offset = [], 0
-    while offset < len(raw):
-        if offset + 4 > len(raw):
-            raise InvalidInput(f"{where}: truncated BYTES length prefix")
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        offset += 4
-        if offset + length > len(raw):
-            raise InvalidInput(f"{where}: BYTES element runs past the end of the data")
-        items.append(raw[offset : offset + length])
-        offset += length
-    return items
-
-
 def decode_input(tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | None) -> InferInput:
     where = f"input {tensor.name!r}"
     dtype = dtype_for(tensor.datatype)
@@ -108,17 +93,7 @@ def decode_input(tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | Non
     expected = element_count(shape)
     data: Array
     if raw is not None:
-        if tensor.datatype == "BYTES":
-            items = _bytes_elements(raw, where)
-            data = np.empty(len(items), dtype=object)
-            data[:] = items
-        else:
-            if len(raw) != expected * dtype.itemsize:
-                raise InvalidInput(
-                    f"{where}: raw contents are {len(raw)} bytes, shape {shape} of {tensor.datatype} "
-                    f"needs {expected * dtype.itemsize}"
-                )
-            data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+        data = tensor_from_raw(raw, tensor.datatype, shape, where)
     else:
         field = CONTENTS_FIELDS.get(tensor.datatype)
         if field is None:
@@ -162,13 +137,6 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
     )
 
 
-def _raw_bytes(array: Array, datatype: str) -> bytes:
-    if datatype == "BYTES":
-        items = [item if isinstance(item, bytes) else str(item).encode() for item in array.ravel().tolist()]
-        return b"".join(_LENGTH.pack(len(item)) + item for item in items)
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-
-
 def encode_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse:
     message = pb.ModelInferResponse(
         model_name=response.model_name, model_version=response.model_version or "", id=response.id or ""
@@ -180,7 +148,7 @@ def encode_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse
         tensor = message.outputs.add(name=output.name, datatype=datatype, shape=output.shape)
         parameters_to_proto(output.parameters, tensor.parameters)
         if raw:
-            message.raw_output_contents.append(_raw_bytes(output.data, datatype))
+            message.raw_output_contents.append(tensor_to_raw(output.data, datatype))
         elif datatype == "BYTES":
             tensor.contents.bytes_contents.extend(
                 item if isinstance(item, bytes) else str(item).encode()

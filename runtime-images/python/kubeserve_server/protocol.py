@@ -6,6 +6,7 @@ JSON or protobuf, and an adapter never needs to know which model format is behin
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -60,6 +61,45 @@ def element_count(shape: list[int]) -> int:
     for dim in shape:
         count *= dim
     return count
+
+
+_LENGTH = struct.Struct("<I")
+
+
+def tensor_to_raw(array: Array, datatype: str) -> bytes:
+    """The protocol's raw form: little-endian elements, or for BYTES a 4-byte length before each."""
+    if datatype == "BYTES":
+        items = [item if isinstance(item, bytes) else str(item).encode() for item in array.ravel().tolist()]
+        return b"".join(_LENGTH.pack(len(item)) + item for item in items)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def tensor_from_raw(raw: bytes, datatype: str, shape: list[int], where: str) -> Array:
+    """The inverse of `tensor_to_raw`, refusing data that does not fill `shape` exactly."""
+    dtype = dtype_for(datatype)
+    expected = element_count(shape)
+    if datatype != "BYTES":
+        if len(raw) != expected * dtype.itemsize:
+            needed = expected * dtype.itemsize
+            raise InvalidInput(
+                f"{where}: raw data is {len(raw)} bytes, shape {shape} of {datatype} needs {needed}"
+            )
+        return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise InvalidInput(f"{where}: truncated BYTES length prefix")
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise InvalidInput(f"{where}: BYTES element runs past the end of the data")
+        items.append(raw[offset : offset + length])
+        offset += length
+    if len(items) != expected:
+        raise InvalidInput(f"{where}: {len(items)} BYTES elements but shape {shape} needs {expected}")
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array.reshape(shape)
 
 
 @dataclass(slots=True)
