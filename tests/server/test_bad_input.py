@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.server.conftest import Server
@@ -98,3 +99,28 @@ def test_chunked_body_over_the_limit(iris_server: Server) -> None:
 def test_server_still_serves_after_bad_input(http: httpx.Client) -> None:
     assert http.get("/v2/health/live").status_code == 200
     assert http.post("/v2/models/iris/infer", json=tensor()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header_length", "tail", "size", "fragment"),
+    [
+        (10_000, b"", 32, "Inference-Header-Content-Length is 10000 but the body is"),
+        (None, b"\0" * 32, 31, "raw data is 31 bytes, shape [1, 4] of FP64 needs 32"),
+        (None, b"\0" * 32, 64, "binary_data_size is 64, but 32 bytes of binary data are left"),
+        (None, b"\0" * 40, 32, "8 bytes of binary data after the header belong to no input"),
+        ("x", b"\0" * 32, 32, "header inference-header-content-length must be an integer"),
+    ],
+)
+def test_bad_binary_data(
+    http: httpx.Client, header_length: Any, tail: bytes, size: int, fragment: str
+) -> None:
+    header = orjson.dumps(tensor(parameters={"binary_data_size": size}))
+    response = http.post(
+        "/v2/models/iris/infer",
+        content=header + tail,
+        headers={
+            "inference-header-content-length": str(len(header) if header_length is None else header_length)
+        },
+    )
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]

@@ -39,7 +39,8 @@ def tensors(draw: st.DrawFn) -> tuple[str, np.ndarray[Any, Any]]:
 @given(tensors())
 def test_json_round_trip(tensor: tuple[str, np.ndarray[Any, Any]]) -> None:
     datatype, array = tensor
-    body = v2_json.encode_infer_response(InferResponse("m", [InferOutput("t", array)]))
+    body, header_length = v2_json.encode_infer_response(InferResponse("m", [InferOutput("t", array)]))
+    assert header_length is None
     [output] = orjson.loads(body)["outputs"]
     assert (output["datatype"], output["shape"]) == (datatype, list(array.shape))
     decoded = v2_json.decode_tensor(output["data"], datatype, output["shape"], "t")
@@ -60,4 +61,24 @@ def test_grpc_round_trip(tensor: tuple[str, np.ndarray[Any, Any]], raw: bool) ->
     request.raw_input_contents.extend(message.raw_output_contents)
     [decoded] = grpc_v2.decode_request(request).inputs
     assert decoded.data.dtype == array.dtype and decoded.data.shape == array.shape
+    np.testing.assert_array_equal(decoded.data, array)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tensors())
+def test_rest_binary_round_trip(tensor: tuple[str, np.ndarray[Any, Any]]) -> None:
+    """A binary output, sent back as a binary input, is the same tensor."""
+    datatype, array = tensor
+    response = InferResponse("m", [InferOutput("t", array)])
+    body, header_length = v2_json.encode_infer_response(response, binary_outputs=True)
+    assert header_length is not None
+    [output] = orjson.loads(body[:header_length])["outputs"]
+    assert output["datatype"] == datatype and "data" not in output
+    assert output["parameters"]["binary_data_size"] == len(body) - header_length
+    header = {"inputs": [{**output, "name": "echo"}]}
+    request_header = orjson.dumps(header)
+    request = v2_json.decode_infer_request(request_header + body[header_length:], len(request_header))
+    [decoded] = request.inputs
+    assert decoded.data.dtype == array.dtype and decoded.data.shape == array.shape
+    assert decoded.parameters == {}
     np.testing.assert_array_equal(decoded.data, array)

@@ -15,12 +15,13 @@ import grpc
 import httpx
 import numpy as np
 import onnx
+import orjson
 import pytest
 from onnx import TensorProto, helper
 
 from kubeserve_server.grpc_v2 import CONTENTS_FIELDS
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
-from kubeserve_server.protocol import DTYPES
+from kubeserve_server.protocol import DTYPES, tensor_from_raw, tensor_to_raw
 from tests.server.conftest import GrpcClient, Server, running_server
 
 ELEMENT_TYPES = {
@@ -124,6 +125,50 @@ def test_rest_round_trips_every_datatype(identity_server: Server, nested: bool) 
             )
         else:
             assert output["data"] == values, datatype
+
+
+def test_rest_binary_data_round_trips_every_datatype(identity_server: Server) -> None:
+    """The binary tensor data extension: raw inputs after a JSON header, raw outputs back."""
+    header: dict[str, Any] = {"inputs": [], "outputs": [], "parameters": {"binary_data_output": True}}
+    raw_parts = []
+    for datatype, values in SAMPLES.items():
+        array = (
+            np.empty(6, dtype=object) if datatype == "BYTES" else np.asarray(values, dtype=DTYPES[datatype])
+        )
+        if datatype == "BYTES":
+            array[:] = [value.encode() for value in values]
+        raw = tensor_to_raw(array, datatype)
+        raw_parts.append(raw)
+        tensor = {"name": f"in_{datatype}", "datatype": datatype, "shape": [2, 3]}
+        header["inputs"].append({**tensor, "parameters": {"binary_data_size": len(raw)}})
+    # One output as JSON, overriding the request-wide binary_data_output.
+    header["outputs"] = [{"name": f"out_{t}"} for t in SAMPLES if t != "INT8"]
+    header["outputs"].append({"name": "out_INT8", "parameters": {"binary_data": False}})
+    json_part = orjson.dumps(header)
+    response = httpx.post(
+        f"{identity_server.url}/v2/models/echo/infer",
+        content=json_part + b"".join(raw_parts),
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(len(json_part)),
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    header_length = int(response.headers["inference-header-content-length"])
+    document = orjson.loads(response.content[:header_length])
+    offset = header_length
+    for output in document["outputs"]:
+        datatype = output["datatype"]
+        if datatype == "INT8":
+            assert output["data"] == SAMPLES["INT8"] and "parameters" not in output
+            continue
+        size = output["parameters"]["binary_data_size"]
+        decoded = tensor_from_raw(response.content[offset : offset + size], datatype, output["shape"], "out")
+        offset += size
+        expected = [v.encode() for v in SAMPLES[datatype]] if datatype == "BYTES" else SAMPLES[datatype]
+        np.testing.assert_array_equal(decoded.ravel(), np.asarray(expected, dtype=DTYPES[datatype]))
+    assert offset == len(response.content)
 
 
 def test_rest_shapes_are_checked_against_the_model(identity_server: Server) -> None:

@@ -174,8 +174,8 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path, sklearn_iris: Trained)
 async def test_a_full_queue_drops_events_and_counts_them() -> None:
     metrics = Metrics("m")
     payloads = PayloadLogger("http://127.0.0.1:9/", "m", metrics.payload_events_dropped, queue_size=2)
-    payloads.submit("a", b"{}", b"{}", "application/json")
-    payloads.submit("b", b"{}", b"{}", "application/json")
+    payloads.submit("a", (b"{}", b"application/json"), (b"{}", b"application/json"))
+    payloads.submit("b", (b"{}", b"application/json"), (b"{}", b"application/json"))
     assert 'kubeserve_payload_events_dropped_total{model="m"} 2.0' in metrics.exposition().decode()
 
 
@@ -184,7 +184,7 @@ async def test_an_unreachable_sink_is_logged_once(caplog: pytest.LogCaptureFixtu
     payloads = PayloadLogger(f"http://127.0.0.1:{free_port()}/", "m", metrics.payload_events_dropped)
     payloads.start()
     for index in range(3):
-        payloads.submit(str(index), b"{}", b"{}", "application/json")
+        payloads.submit(str(index), (b"{}", b"application/json"), (b"{}", b"application/json"))
     await payloads.stop(drain_seconds=10)
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert len(warnings) == 1 and "unreachable" in warnings[0] and "events are lost" in warnings[0]

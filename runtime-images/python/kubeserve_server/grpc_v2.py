@@ -209,9 +209,8 @@ class InferenceServicer:
         if self.payload_logger is not None:
             self.payload_logger.submit(
                 request.id or None,
-                json_format.MessageToJson(request).encode(),
-                json_format.MessageToJson(answer).encode(),
-                "application/json",
+                (json_format.MessageToJson(request).encode(), b"application/json"),
+                (json_format.MessageToJson(answer).encode(), b"application/json"),
             )
         return answer
 

@@ -117,6 +117,8 @@ def openapi_document(model_name: str) -> dict[str, Any]:
     infer = {
         "post": {
             "summary": "Run the model on v2 tensors",
+            "description": "Also takes the binary tensor data extension: an application/octet-stream body "
+            "whose first Inference-Header-Content-Length bytes are this JSON, raw tensor data after it.",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _INFER_REQUEST}}},
             "responses": {
                 "200": _json_response("The outputs", _INFER_RESPONSE),

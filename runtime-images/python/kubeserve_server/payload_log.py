@@ -28,7 +28,7 @@ class _Event:
     type: str
     id: str
     body: bytes
-    content_type: str
+    content_type: bytes
 
 
 class PayloadLogger:
@@ -40,12 +40,14 @@ class PayloadLogger:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
-    def submit(self, request_id: str | None, request: bytes, response: bytes, content_type: str) -> None:
-        """Queue one exchange as a request event and a response event sharing one id."""
+    def submit(
+        self, request_id: str | None, request: tuple[bytes, bytes], response: tuple[bytes, bytes]
+    ) -> None:
+        """Queue one exchange, each side a (body, content type), as two events sharing one id."""
         event_id = request_id or str(uuid.uuid4())
         for event in (
-            _Event(REQUEST_TYPE, event_id, request, content_type),
-            _Event(RESPONSE_TYPE, event_id, response, content_type),
+            _Event(REQUEST_TYPE, event_id, *request),
+            _Event(RESPONSE_TYPE, event_id, *response),
         ):
             try:
                 self._queue.put_nowait(event)
@@ -83,7 +85,7 @@ class PayloadLogger:
             "ce-source": f"kubeserve/{self.model_name}",
             "ce-time": datetime.now(UTC).isoformat(),
             "ce-modelname": self.model_name,
-            "content-type": event.content_type,
+            "content-type": event.content_type.decode(),
         }
         try:
             response = await client.post(self.sink_url, content=event.body, headers=headers)

@@ -28,10 +28,15 @@ Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
-Response: TypeAlias = tuple[int, bytes, bytes]
+Headers: TypeAlias = list[tuple[bytes, bytes]]
+Response: TypeAlias = tuple[int, bytes, Headers]
 Handler: TypeAlias = Callable[[Scope, Receive, "re.Match[str]"], Awaitable[Response]]
 
 JSON = b"application/json"
+OCTET_STREAM = b"application/octet-stream"
+# The binary tensor data extension: the JSON part's length, when raw tensor data follows it.
+INFERENCE_HEADER = b"inference-header-content-length"
+JSON_HEADERS: Headers = [(b"content-type", JSON)]
 _VERSIONED = r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
 
 
@@ -40,11 +45,28 @@ class _ClientGone(Exception):
 
 
 def _json(status: int, document: Any) -> Response:
-    return status, orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), JSON
+    return status, orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), JSON_HEADERS
 
 
 def _error(status: int, message: str) -> Response:
-    return status, orjson.dumps({"error": message}), JSON
+    return status, orjson.dumps({"error": message}), JSON_HEADERS
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for header, value in scope["headers"]:
+        if header == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def _int_header(scope: Scope, name: bytes) -> int | None:
+    value = _header(scope, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"header {name.decode()} must be an integer, got {value[:40]!r}") from None
 
 
 def _v1_instances(document: Any) -> Array:
@@ -110,14 +132,14 @@ class RestApp:
         if scope["type"] != "http":
             return
         try:
-            status, body, content_type = await self._dispatch(scope, receive)
+            status, body, headers = await self._dispatch(scope, receive)
         except _ClientGone:
             return
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -145,11 +167,9 @@ class RestApp:
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole request body, refusing with 413 as soon as it is known to be over the limit."""
         limit = self.max_request_size
-        for header, value in scope["headers"]:
-            if header == b"content-length":
-                if int(value) > limit:
-                    raise PayloadTooLarge(f"body of {int(value)} bytes is over the limit of {limit} bytes")
-                break
+        length = _int_header(scope, b"content-length")
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"body of {length} bytes is over the limit of {limit} bytes")
         message = await receive()
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":
@@ -176,9 +196,11 @@ class RestApp:
         status = 500
         try:
             body = await self._body(scope, receive)
-            request = decode_infer_request(body)
+            request_header_length = _int_header(scope, INFERENCE_HEADER)
+            request = decode_infer_request(body, request_header_length)
             response = self.dataplane.infer(match["name"], match["version"], request)
-            answer = encode_infer_response(response)
+            binary_outputs = request.parameters.get("binary_data_output") is True
+            answer, header_length = encode_infer_response(response, binary_outputs)
             status = 200
         except InferenceError as error:
             status = error.status
@@ -187,9 +209,17 @@ class RestApp:
             self._v2.finish(started)
             if status != 200:
                 self.metrics.error("v2", status)
+        if header_length is None:
+            headers = JSON_HEADERS
+        else:
+            headers = [(b"content-type", OCTET_STREAM), (INFERENCE_HEADER, str(header_length).encode())]
         if self.payload_logger is not None:
-            self.payload_logger.submit(request.id, body, answer, "application/json")
-        return 200, answer, JSON
+            self.payload_logger.submit(
+                request.id,
+                (body, JSON if request_header_length is None else OCTET_STREAM),
+                (answer, headers[0][1]),
+            )
+        return 200, answer, headers
 
     async def _v1_predict(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
         started = self._v1.start()
@@ -209,8 +239,8 @@ class RestApp:
             if status != 200:
                 self.metrics.error("v1", status)
         if self.payload_logger is not None:
-            self.payload_logger.submit(None, body, answer, "application/json")
-        return 200, answer, JSON
+            self.payload_logger.submit(None, (body, JSON), (answer, JSON))
+        return 200, answer, JSON_HEADERS
 
     async def _live(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
         return _json(200, {"live": self.dataplane.live()})
@@ -237,7 +267,7 @@ class RestApp:
         return _json(200 if ready else 503, {"name": match["name"], "ready": ready})
 
     async def _metrics(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
-        return 200, self.metrics.exposition(), self.metrics.content_type.encode()
+        return 200, self.metrics.exposition(), [(b"content-type", self.metrics.content_type.encode())]
 
     async def _openapi(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
-        return 200, self._openapi_body, JSON
+        return 200, self._openapi_body, JSON_HEADERS

@@ -1,4 +1,11 @@
-"""The v2 REST JSON body <-> protocol types, with errors that name the offending field."""
+"""The v2 REST body <-> protocol types, with errors that name the offending field.
+
+Besides plain JSON this reads and writes the binary tensor data extension that v2 clients use for
+large tensors: a JSON header of `Inference-Header-Content-Length` bytes, then raw tensor data. An
+input with a `binary_data_size` parameter takes its data from there; an output is sent that way
+when its requested parameters say `binary_data: true`, or the request's say
+`binary_data_output: true`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from kubeserve_server.protocol import (
     RequestedOutput,
     dtype_for,
     element_count,
+    tensor_from_raw,
+    tensor_to_raw,
 )
 
 _NUMPY_KINDS_ACCEPTED = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
@@ -108,8 +117,17 @@ def decode_tensor(data: Any, datatype: str, shape: list[int], where: str) -> Arr
     return raw.astype(dtype, copy=False).reshape(shape)
 
 
-def decode_infer_request(body: bytes) -> InferRequest:
+def decode_infer_request(body: bytes, header_length: int | None = None) -> InferRequest:
+    """`header_length` is the Inference-Header-Content-Length: the JSON part's size, if binary follows."""
+    binary = b""
+    if header_length is not None:
+        if not 0 <= header_length <= len(body):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length is {header_length} but the body is {len(body)} bytes"
+            )
+        body, binary = body[:header_length], body[header_length:]
     document = _object(parse_json(body), "body")
+    offset = 0
     inputs_value = document.get("inputs")
     if not isinstance(inputs_value, list) or not inputs_value:
         raise InvalidInput("body.inputs must be a non-empty list of tensors")
@@ -122,18 +140,24 @@ def decode_infer_request(body: bytes) -> InferRequest:
             raise InvalidInput(f"{where}.name must be a string")
         if not isinstance(datatype, str):
             raise InvalidInput(f"{where}.datatype must be a string")
-        if "data" not in tensor:
-            raise InvalidInput(f"{where}.data is missing")
         shape = _shape(tensor.get("shape"), where)
-        inputs.append(
-            InferInput(
-                name=name,
-                datatype=datatype,
-                shape=shape,
-                data=decode_tensor(tensor["data"], datatype, shape, where),
-                parameters=_parameters(tensor.get("parameters"), f"{where}.parameters"),
-            )
-        )
+        parameters = _parameters(tensor.get("parameters"), f"{where}.parameters")
+        size = parameters.pop("binary_data_size", None)
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= len(binary) - offset:
+                raise InvalidInput(
+                    f"{where}.parameters.binary_data_size is {size!r}, but {len(binary) - offset} bytes "
+                    "of binary data are left"
+                )
+            data = tensor_from_raw(binary[offset : offset + size], datatype, shape, where)
+            offset += size
+        elif "data" in tensor:
+            data = decode_tensor(tensor["data"], datatype, shape, where)
+        else:
+            raise InvalidInput(f"{where}.data is missing (and no binary_data_size parameter)")
+        inputs.append(InferInput(name=name, datatype=datatype, shape=shape, data=data, parameters=parameters))
+    if offset != len(binary):
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data after the header belong to no input")
     outputs_value = document.get("outputs", [])
     if not isinstance(outputs_value, list):
         raise InvalidInput("body.outputs must be a list")
@@ -170,24 +194,34 @@ def _json_data(array: Array) -> Any:
     return flat
 
 
-def encode_infer_response(response: InferResponse) -> bytes:
-    document: dict[str, Any] = {
-        "model_name": response.model_name,
-        "outputs": [
-            {
-                "name": output.name,
-                "datatype": output.datatype,
-                "shape": output.shape,
-                "data": _json_data(output.data),
-                **({"parameters": output.parameters} if output.parameters else {}),
-            }
-            for output in response.outputs
-        ],
-    }
+def encode_infer_response(response: InferResponse, binary_outputs: bool = False) -> tuple[bytes, int | None]:
+    """The body, and the JSON header's length when binary tensor data follows it (else None).
+
+    `binary_outputs` is the request's `binary_data_output`; an output's own `binary_data`
+    parameter, echoed from its request, overrides it.
+    """
+    binary: list[bytes] = []
+    outputs = []
+    for output in response.outputs:
+        parameters = dict(output.parameters)
+        entry: dict[str, Any] = {"name": output.name, "datatype": output.datatype, "shape": output.shape}
+        if parameters.pop("binary_data", binary_outputs) is True:
+            raw = tensor_to_raw(output.data, output.datatype)
+            parameters["binary_data_size"] = len(raw)
+            binary.append(raw)
+        else:
+            entry["data"] = _json_data(output.data)
+        if parameters:
+            entry["parameters"] = parameters
+        outputs.append(entry)
+    document: dict[str, Any] = {"model_name": response.model_name, "outputs": outputs}
     if response.model_version is not None:
         document["model_version"] = response.model_version
     if response.id is not None:
         document["id"] = response.id
     if response.parameters:
         document["parameters"] = response.parameters
-    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not binary:
+        return header, None
+    return b"".join([header, *binary]), len(header)
