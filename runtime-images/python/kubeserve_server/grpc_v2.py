@@ -6,6 +6,7 @@ the same form as the request (raw also whenever an output is FP16, which has no 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias
 
@@ -31,6 +32,8 @@ from kubeserve_server.protocol import (
     tensor_from_raw,
     tensor_to_raw,
 )
+
+logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -204,6 +207,12 @@ class InferenceServicer:
         except InferenceError as error:
             self.metrics.error("grpc-v2", error.status)
             await _abort(context, error)
+        except Exception:
+            logger.exception("ModelInfer failed")
+            self.metrics.error("grpc-v2", 500)
+            await _abort(
+                context, InferenceError("internal error in ModelInfer; the server log has the details")
+            )
         finally:
             self._tracker.finish(started)
         if self.payload_logger is not None:

@@ -53,9 +53,10 @@ def _error(status: int, message: str) -> Response:
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
-    for header, value in scope["headers"]:
+    headers: Headers = scope["headers"]
+    for header, value in headers:
         if header == name:
-            return value  # type: ignore[no-any-return]
+            return value
     return None
 
 

@@ -47,10 +47,11 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 def _parameters(value: Any, where: str) -> Parameters:
     if value is None:
         return {}
-    for key, item in _object(value, where).items():
+    parameters: Parameters = _object(value, where)
+    for key, item in parameters.items():
         if not isinstance(item, str | int | float | bool):
             raise InvalidInput(f"{where}.{key} must be a string, number or boolean")
-    return value  # type: ignore[no-any-return]
+    return parameters
 
 
 def _shape(value: Any, where: str) -> list[int]:
