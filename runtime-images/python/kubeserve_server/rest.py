@@ -112,11 +112,12 @@ class RestApp:
         self.metrics = metrics
         self.max_request_size = max_request_size
         self.payload_logger = payload_logger
-        self._v2 = metrics.track("v2")
-        self._v1 = metrics.track("v1")
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-            (re.compile(_VERSIONED + "/infer"), {"POST": self._v2_infer}),
-            (re.compile(r"/v1/models/(?P<name>[^/:]+):predict"), {"POST": self._v1_predict}),
+            (re.compile(_VERSIONED + "/infer"), {"POST": self._tracked("v2", self._v2_infer)}),
+            (
+                re.compile(r"/v1/models/(?P<name>[^/:]+):predict"),
+                {"POST": self._tracked("v1", self._v1_predict)},
+            ),
             (re.compile(r"/v2/health/live|/"), {"GET": self._live}),
             (re.compile(r"/v2/health/ready"), {"GET": self._ready}),
             (re.compile(_VERSIONED + "/ready"), {"GET": self._v2_model_ready}),
@@ -192,24 +193,32 @@ class RestApp:
             raise _ClientGone
         return b"".join(chunks)
 
+    def _tracked(self, protocol: str, handler: Handler) -> Handler:
+        """`handler` with its protocol's request, latency, in-flight and error metrics around it."""
+        tracker = self.metrics.track(protocol)
+
+        async def tracked(scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+            started = tracker.start()
+            try:
+                return await handler(scope, receive, match)
+            except InferenceError as error:
+                self.metrics.error(protocol, error.status)
+                raise
+            except Exception:
+                self.metrics.error(protocol, 500)
+                raise
+            finally:
+                tracker.finish(started)
+
+        return tracked
+
     async def _v2_infer(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
-        started = self._v2.start()
-        status = 500
-        try:
-            body = await self._body(scope, receive)
-            request_header_length = _int_header(scope, INFERENCE_HEADER)
-            request = decode_infer_request(body, request_header_length)
-            response = self.dataplane.infer(match["name"], match["version"], request)
-            binary_outputs = request.parameters.get("binary_data_output") is True
-            answer, header_length = encode_infer_response(response, binary_outputs)
-            status = 200
-        except InferenceError as error:
-            status = error.status
-            raise
-        finally:
-            self._v2.finish(started)
-            if status != 200:
-                self.metrics.error("v2", status)
+        body = await self._body(scope, receive)
+        request_header_length = _int_header(scope, INFERENCE_HEADER)
+        request = decode_infer_request(body, request_header_length)
+        response = self.dataplane.infer(match["name"], match["version"], request)
+        binary_outputs = request.parameters.get("binary_data_output") is True
+        answer, header_length = encode_infer_response(response, binary_outputs)
         if header_length is None:
             headers = JSON_HEADERS
         else:
@@ -223,22 +232,11 @@ class RestApp:
         return 200, answer, headers
 
     async def _v1_predict(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
-        started = self._v1.start()
-        status = 500
-        try:
-            body = await self._body(scope, receive)
-            predictions = self.dataplane.predict_v1(match["name"], _v1_instances(parse_json(body)))
-            answer = orjson.dumps(
-                {"predictions": _v1_predictions(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY
-            )
-            status = 200
-        except InferenceError as error:
-            status = error.status
-            raise
-        finally:
-            self._v1.finish(started)
-            if status != 200:
-                self.metrics.error("v1", status)
+        body = await self._body(scope, receive)
+        predictions = self.dataplane.predict_v1(match["name"], _v1_instances(parse_json(body)))
+        answer = orjson.dumps(
+            {"predictions": _v1_predictions(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY
+        )
         if self.payload_logger is not None:
             self.payload_logger.submit(None, (body, JSON), (answer, JSON))
         return 200, answer, JSON_HEADERS
