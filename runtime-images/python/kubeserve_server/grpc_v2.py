@@ -27,6 +27,7 @@ from kubeserve_server.protocol import (
     InferResponse,
     Parameters,
     RequestedOutput,
+    as_bytes,
     dtype_for,
     element_count,
     tensor_from_raw,
@@ -153,10 +154,7 @@ def encode_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse
         if raw:
             message.raw_output_contents.append(tensor_to_raw(output.data, datatype))
         elif datatype == "BYTES":
-            tensor.contents.bytes_contents.extend(
-                item if isinstance(item, bytes) else str(item).encode()
-                for item in output.data.ravel().tolist()
-            )
+            tensor.contents.bytes_contents.extend(as_bytes(item) for item in output.data.ravel().tolist())
         else:
             getattr(tensor.contents, CONTENTS_FIELDS[datatype]).extend(output.data.ravel().tolist())
     return message

@@ -66,10 +66,15 @@ def element_count(shape: list[int]) -> int:
 _LENGTH = struct.Struct("<I")
 
 
+def as_bytes(item: object) -> bytes:
+    """A BYTES element on the wire: bytes as they are, text (numpy `U` outputs) UTF-8 encoded."""
+    return item if isinstance(item, bytes) else str(item).encode()
+
+
 def tensor_to_raw(array: Array, datatype: str) -> bytes:
     """The protocol's raw form: little-endian elements, or for BYTES a 4-byte length before each."""
     if datatype == "BYTES":
-        items = [item if isinstance(item, bytes) else str(item).encode() for item in array.ravel().tolist()]
+        items = [as_bytes(item) for item in array.ravel().tolist()]
         return b"".join(_LENGTH.pack(len(item)) + item for item in items)
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 

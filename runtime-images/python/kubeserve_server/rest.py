@@ -20,7 +20,13 @@ from kubeserve_server.metrics import Metrics
 from kubeserve_server.openapi import openapi_document
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.protocol import Array
-from kubeserve_server.v2_json import bytes_tensor, decode_infer_request, encode_infer_response, parse_json
+from kubeserve_server.v2_json import (
+    bytes_tensor,
+    decode_infer_request,
+    encode_infer_response,
+    parse_json,
+    text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +98,7 @@ def _v1_instances(document: Any) -> Array:
 def _v1_predictions(array: Array) -> Any:
     if array.dtype.kind in "biuf":
         return np.ascontiguousarray(array)
-    flat = [
-        item.decode(errors="replace") if isinstance(item, bytes) else item for item in array.ravel().tolist()
-    ]
+    flat = [text(item) for item in array.ravel().tolist()]
     return np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 

@@ -183,13 +183,16 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
     )
 
 
+def text(item: object) -> str:
+    """A BYTES element as JSON text: UTF-8 decoded (undecodable bytes replaced), anything else str()."""
+    return item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+
+
 def _json_data(array: Array) -> Any:
     """Numeric arrays go to orjson as they are (it writes them natively); text goes as str."""
     flat = np.ascontiguousarray(array).ravel()
     if flat.dtype.kind in "SO":
-        return [
-            item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in flat.tolist()
-        ]
+        return [text(item) for item in flat.tolist()]
     if flat.dtype.kind == "U":
         return flat.tolist()
     return flat
