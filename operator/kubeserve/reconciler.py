@@ -33,6 +33,7 @@ from kubeserve.status.compute import Observed, compute_status
 from kubeserve.status.readiness import deployment_verdict
 
 MAX_BACKOFF = 60.0
+CONCURRENT_RECONCILES = 16
 PROGRESS_REASONS = frozenset({"Creating", "RolloutPending", "RolloutInProgress"})
 """Reasons of a rollout on its way: shown in conditions, but not worth a Warning event."""
 logger = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ class Reconciler:
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._discovery = asyncio.Lock()
+        # A burst (a thousand services applied, or a restart) plans a few services at a time: the rest
+        # wait here holding nothing, and events that arrive meanwhile fold into their one reconcile.
+        self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._served: dict[Resource, bool] | None = None
         """Whether the cluster serves each traffic resource: asked once, then kept by CRD events."""
 
@@ -139,9 +143,10 @@ class Reconciler:
         backoff = 0.5
         try:
             while key in self._dirty:
-                self._dirty.discard(key)
                 try:
-                    await self.reconcile(*key)
+                    async with self._slots:
+                        self._dirty.discard(key)
+                        await self.reconcile(*key)
                     backoff = 0.5
                 except (ApiError, httpx.TransportError) as error:
                     if isinstance(error, ApiError) and error.status == 404:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
-import kopf
+
+UNUSED_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
+"""API clients kopf imports whenever they are installed (as in a dev or test environment)."""
 
 
 @click.command()
@@ -24,6 +27,12 @@ import kopf
 )
 def run(namespaces: tuple[str, ...], liveness: str | None, debug: bool) -> None:
     """Start the operator: watch InferenceServices and runtimes, reconcile their children."""
+    # The operator talks through its own small client; kopf would otherwise import these clients just
+    # to recognise their objects, and the `kubernetes` package alone costs more memory than the rest.
+    for client in UNUSED_CLIENTS:
+        sys.modules.setdefault(client, None)  # type: ignore[arg-type]
+    import kopf
+
     import kubeserve.handlers  # noqa: F401  (registers the kopf handlers)
 
     # kopf.run() leaves logging alone; without this, the reconciler's INFO messages are lost. kopf's

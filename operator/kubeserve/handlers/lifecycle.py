@@ -43,6 +43,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.posting.enabled = False
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
+    # Initial lists in pages: a thousand pods in one response is one big string and parse at once.
+    settings.watching.chunk_size = 200
     settings.persistence.diffbase_storage = NoEssence()
     select_children(settings)
     config = load_config()
