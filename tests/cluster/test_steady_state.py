@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +178,8 @@ def test_a_deployment_edited_by_hand_is_restored(
 
     drift = AuditTail(audit_log)
     apps = k8s.AppsV1Api(kube)
-    apps.patch_namespaced_deployment("sklearn-iris-predictor", namespace, edit)
-    edited = _predictor(kube, namespace)
+    # The patch's answer, not a read after it: the operator may have restored the object already.
+    edited: Any = apps.patch_namespaced_deployment("sklearn-iris-predictor", namespace, edit)
     assert edited.metadata.annotations["serving.kubeserve.io/applied-hash"] == applied
     assert (edited.spec.replicas, edited.spec.template.spec.containers[0].image) != (
         before.spec.replicas,
@@ -206,10 +206,11 @@ def test_a_child_deleted_by_hand_comes_back(
     isvcs = Isvcs(kube, namespace)
     _ready(isvcs, [example("sklearn-iris.yaml")])
     apps, core = k8s.AppsV1Api(kube), k8s.CoreV1Api(kube)
-    read, delete = {
+    clients: dict[str, tuple[Callable[[str, str], Any], Callable[[str, str], Any]]] = {
         "Deployment": (apps.read_namespaced_deployment, apps.delete_namespaced_deployment),
         "Service": (core.read_namespaced_service, core.delete_namespaced_service),
-    }[kind]
+    }
+    read, delete = clients[kind]
     old_uid = read("sklearn-iris-predictor", namespace).metadata.uid
     delete("sklearn-iris-predictor", namespace)
 
@@ -235,14 +236,15 @@ def test_deleting_the_service_collects_its_children(
     autoscaling = k8s.AutoscalingV2Api(kube)
 
     def children() -> list[str]:
+        listings: tuple[tuple[str, Callable[..., Any]], ...] = (
+            ("Deployment", apps.list_namespaced_deployment),
+            ("Service", core.list_namespaced_service),
+            ("HorizontalPodAutoscaler", autoscaling.list_namespaced_horizontal_pod_autoscaler),
+            ("Pod", core.list_namespaced_pod),
+        )
         return [
             f"{kind}/{item.metadata.name}"
-            for kind, listing in (
-                ("Deployment", apps.list_namespaced_deployment),
-                ("Service", core.list_namespaced_service),
-                ("HorizontalPodAutoscaler", autoscaling.list_namespaced_horizontal_pod_autoscaler),
-                ("Pod", core.list_namespaced_pod),
-            )
+            for kind, listing in listings
             for item in listing(namespace, label_selector=selector).items
         ]
 
