@@ -13,13 +13,12 @@ import datetime
 import logging
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from kubeserve.api.inference_service import InferenceService
 from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from kubeserve.apply.applier import sync_children
-from kubeserve.apply.client import ApiError, KubeApi
+from kubeserve.apply.client import ApiError, KubeApi, TransportError
 from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE, VIRTUAL_SERVICE, Resource
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event
@@ -148,7 +147,7 @@ class Reconciler:
                         self._dirty.discard(key)
                         await self.reconcile(*key)
                     backoff = 0.5
-                except (ApiError, httpx.TransportError) as error:
+                except (ApiError, TransportError) as error:
                     if isinstance(error, ApiError) and error.status == 404:
                         logger.debug("%s/%s went away during its reconcile", *key)
                         continue

@@ -1,33 +1,27 @@
-"""A small async Kubernetes API client on httpx, with the credentials kopf itself logs in with.
+"""A small async Kubernetes API client on aiohttp, with the credentials kopf itself logs in with.
 
 kopf's own API client is private, and the `kubernetes` package blocks the
 event loop; this one is async, speaks server-side apply, and is only as big as
-the operator needs.
+the operator needs. It is built on aiohttp, which kopf loads anyway: one HTTP
+stack in memory, with a C parser (httpx cost several times its CPU per request
+and, with requests queued, time in its pool that grew with the queue).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import json
 import os
 import socket
 import ssl
-import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import kopf
 
 from kubeserve.apply.resources import Resource
-
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries `import sniffio` several times per request; a failed import is not cached, so
-    # each try searches sys.path again (most of the operator's CPU under load). None makes it fail fast.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 FIELD_MANAGER = "kubeserve"
 MAX_CONNECTIONS = 20
@@ -112,22 +106,25 @@ def connection_info(logger: kopf.Logger) -> kopf.ConnectionInfo:
     return info
 
 
+class TransportError(Exception):
+    """The API server could not be reached or did not answer in time; worth retrying."""
+
+
 class KubeApi:
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-        # Requests wait here rather than in httpcore's pool, whose queue costs O(waiting) per request.
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+    def __init__(self, session: aiohttp.ClientSession, server: str) -> None:
+        self._session = session
+        self._server = server.rstrip("/")
 
     @classmethod
     def from_connection(cls, info: kopf.ConnectionInfo) -> KubeApi:
+        """Must be called with the event loop running (aiohttp binds its session to it)."""
         return cls(
-            httpx.AsyncClient(
-                base_url=info.server,
-                verify=_tls_context(info),
+            aiohttp.ClientSession(
                 headers=_headers(info),
-                timeout=httpx.Timeout(30.0, connect=5.0),
-                limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
-            )
+                timeout=aiohttp.ClientTimeout(total=30.0, connect=5.0),
+                connector=aiohttp.TCPConnector(ssl=_tls_context(info), limit=MAX_CONNECTIONS),
+            ),
+            info.server or "",
         )
 
     @classmethod
@@ -136,20 +133,39 @@ class KubeApi:
         return cls.from_connection(connection_info(logger))
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._session.close()
 
-    async def _send(self, method: str, path: str, *, ok_missing: bool = False, **kwargs: Any) -> Any:
-        async with self._slots:
-            response = await self._http.request(method, path, **kwargs)
-        if response.status_code == 404 and ok_missing:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok_missing: bool = False,
+        params: dict[str, str] | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        data = None if body is None else json.dumps(body)
+        try:
+            async with self._session.request(
+                method,
+                self._server + path,
+                params=params,
+                data=data,
+                headers={"Content-Type": content_type} if data is not None else None,
+            ) as response:
+                status, text = response.status, await response.text()
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError(f"{method} {path}: {error!r}") from error
+        if status == 404 and ok_missing:
             return None
-        if response.is_error:
+        if status >= 400:
             try:
-                message = response.json().get("message", response.text)
+                message = json.loads(text).get("message", text)
             except ValueError:
-                message = response.text
-            raise ApiError(response.status_code, message)
-        return response.json()
+                message = text
+            raise ApiError(status, message)
+        return json.loads(text)
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = await self._send(
@@ -174,8 +190,8 @@ class KubeApi:
             "PATCH",
             resource.path(metadata.get("namespace"), metadata["name"], subresource),
             params={"fieldManager": FIELD_MANAGER, "force": "true"},
-            content=json.dumps(obj),
-            headers={"Content-Type": APPLY_CONTENT_TYPE},
+            body=obj,
+            content_type=APPLY_CONTENT_TYPE,
         )
         return result
 
@@ -187,13 +203,13 @@ class KubeApi:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            await self._send("DELETE", resource.path(namespace, name), ok_missing=True, json=body)
+            await self._send("DELETE", resource.path(namespace, name), ok_missing=True, body=body)
         except ApiError as error:
             if error.status != 409:
                 raise
 
     async def create(self, resource: Resource, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._send("POST", resource.path(namespace), json=obj)
+        result: dict[str, Any] = await self._send("POST", resource.path(namespace), body=obj)
         return result
 
     async def serves(self, resource: Resource) -> bool:

@@ -36,10 +36,9 @@ def run(namespaces: tuple[str, ...], liveness: str | None, debug: bool) -> None:
     import kubeserve.handlers  # noqa: F401  (registers the kopf handlers)
 
     # kopf.run() leaves logging alone; without this, the reconciler's INFO messages are lost. kopf's
-    # "handler succeeded" per watch event and httpx's line per request would drown them (and cost CPU).
+    # "handler succeeded" per watch event would drown them (and cost CPU).
     kopf.configure(verbose=False)
-    for chatty in ("kopf.objects", "httpx"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if debug:
         logging.getLogger("kubeserve").setLevel(logging.DEBUG)
 
