@@ -145,13 +145,15 @@ def test_a_runtime_change_re_reconciles_its_services(
         return pod.containers[0].image == "team/sklearn-server:1"
 
     eventually(switched, what="the predictor to move to the namespaced runtime")
-    status = isvcs.wait_ready("sklearn-iris")["status"]
-    assert status["runtime"] == {
-        "name": "team-sklearn",
-        "kind": "ServingRuntime",
-        "reason": status["runtime"]["reason"],
-    }
-    assert "namespaced runtimes come first" in status["runtime"]["reason"]
+
+    def runtime_in_status() -> dict[str, str] | None:
+        runtime: dict[str, str] = isvcs.get("sklearn-iris").get("status", {}).get("runtime", {})
+        return runtime if runtime.get("name") == "team-sklearn" else None
+
+    runtime = eventually(runtime_in_status, what="status.runtime to name the namespaced runtime")
+    assert runtime["kind"] == "ServingRuntime"
+    isvcs.wait_ready("sklearn-iris")
+    assert "namespaced runtimes come first" in runtime["reason"]
 
 
 def test_deleting_the_service_removes_its_children(
