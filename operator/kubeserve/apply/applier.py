@@ -125,9 +125,8 @@ async def sync_children(
     view: ClusterView,
     desired: Iterable[dict[str, Any]],
     observed: Iterable[dict[str, Any]],
-    keep: frozenset[ObjectKey] = frozenset(),
 ) -> SyncResult:
-    """Apply what is missing or no longer conforms, delete owned children neither desired nor kept.
+    """Apply what is missing or no longer conforms, delete owned children no longer desired.
 
     What the writes return goes into the view at once, so the next reconcile,
     which may run before the watch brings the same news, does not write again.
@@ -135,7 +134,7 @@ async def sync_children(
     current = {key_of(obj): obj for obj in observed}
     result = SyncResult()
     writes: list[Awaitable[object]] = []
-    wanted: set[ObjectKey] = set(keep)
+    wanted: set[ObjectKey] = set()
     for obj in desired:
         key = key_of(obj)
         wanted.add(key)
