@@ -164,9 +164,12 @@ def test_deleting_the_service_removes_its_children(
     isvcs.wait_ready("sklearn-iris")
     isvcs.delete("sklearn-iris")
     core = k8s.CoreV1Api(kube)
+    # The garbage collector learns a new CRD's kind from discovery every 30 s, so right after the CRDs
+    # are installed it can take that long before an InferenceService owner can be resolved.
     eventually(
         lambda: (
             not _deployments_and_hpas(kube, namespace) and not core.list_namespaced_service(namespace).items
         ),
+        timeout=75,
         what="garbage collection of the Deployment and Service",
     )
