@@ -39,10 +39,11 @@ crds: $(BIN)/kubeserve
 	$(BIN)/python charts/generate.py
 
 ## Every test: unit, real control plane, runtime images; starts its own control plane unless KUBECONFIG
-## is set. The kind suite runs in a session of its own (it brings its own cluster) and skips without Docker.
+## is set. The kind suite runs first, in a session of its own (it brings its own cluster), and skips
+## without Docker.
 test: $(BIN)/kubeserve build
-	$(BIN)/pytest tests --ignore=tests/e2e
 	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests --ignore=tests/e2e
 
 test-e2e: $(BIN)/kubeserve
 	$(BIN)/pytest tests/e2e
