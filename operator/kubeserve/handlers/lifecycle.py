@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -41,7 +40,6 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     # Only watch events drive the operator: no kopf progress annotations or finalizers are written,
     # and kopf's own handler-log events are off (the reconciler posts the events that matter).
     settings.posting.enabled = False
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     # Initial lists in pages: a thousand pods in one response is one big string and parse at once.
     settings.watching.chunk_size = 200
