@@ -1,24 +1,37 @@
-"""`kubeserve dev`: the local control plane for development and tests."""
+"""`kubeserve dev`: the local control plane for development and tests.
+
+The cluster code (TLS, PKI, HTTP client) is imported by the commands that use
+it, so that `kubeserve run`, which shares this command line, never loads it.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kubeserve.devcluster import build, versions
-from kubeserve.devcluster.cluster import ClusterError, LocalControlPlane, default_directory
 from kubeserve.devcluster.nodes import DEFAULT_NODES
+
+if TYPE_CHECKING:
+    from kubeserve.devcluster.cluster import LocalControlPlane
 
 directory_option = click.option(
     "--dir",
     "directory",
     type=click.Path(path_type=Path),
-    default=default_directory,
+    default=build.cluster_dir,
     show_default="~/.cache/kubeserve/dev-cluster",
     help="Where the cluster keeps its state.",
 )
+
+
+def _plane(directory: Path) -> LocalControlPlane:
+    from kubeserve.devcluster.cluster import LocalControlPlane
+
+    return LocalControlPlane(directory)
 
 
 @click.group()
@@ -42,7 +55,9 @@ def build_command() -> None:
 @click.option("--reuse", is_flag=True, help="Leave a cluster that already runs from --dir as it is.")
 def up(directory: Path, reuse: bool) -> None:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok, and wait until Ready."""
-    plane = LocalControlPlane(directory)
+    from kubeserve.devcluster.cluster import ClusterError
+
+    plane = _plane(directory)
     running = plane.running()
     if reuse and running and all(running.values()):
         click.echo(f"cluster already running; kubeconfig: {plane.kubeconfig}")
@@ -61,7 +76,7 @@ def up(directory: Path, reuse: bool) -> None:
 @directory_option
 def down(directory: Path) -> None:
     """Stop exactly the processes `up` started, by PID."""
-    stopped = LocalControlPlane(directory).down()
+    stopped = _plane(directory).down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -69,7 +84,7 @@ def down(directory: Path) -> None:
 @directory_option
 def status(directory: Path) -> None:
     """Say what runs, where the kubeconfig is, and the versions."""
-    plane = LocalControlPlane(directory)
+    plane = _plane(directory)
     state = plane.state()
     click.echo(f"versions: {versions.as_text()}")
     if state is None:
@@ -84,4 +99,4 @@ def status(directory: Path) -> None:
 @directory_option
 def kubeconfig(directory: Path) -> None:
     """Print the admin kubeconfig's path, for `KUBECONFIG=$(kubeserve dev kubeconfig)`."""
-    click.echo(str(LocalControlPlane(directory).kubeconfig))
+    click.echo(str(_plane(directory).kubeconfig))

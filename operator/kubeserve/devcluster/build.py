@@ -54,6 +54,11 @@ def etcd_dir() -> Path:
     return cache_root() / f"etcd-{versions.ETCD}"
 
 
+def cluster_dir() -> Path:
+    """Where `kubeserve dev up` keeps the default cluster's state."""
+    return cache_root() / "dev-cluster"
+
+
 def kwok_dir() -> Path:
     return cache_root() / f"kwok-{versions.KWOK}"
 

@@ -55,10 +55,6 @@ class ClusterState:
     audit_log: str = ""
 
 
-def default_directory() -> Path:
-    return build.cache_root() / "dev-cluster"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -110,7 +106,7 @@ class LocalControlPlane:
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory or default_directory()
+        self.directory = directory or build.cluster_dir()
         self.logs = self.directory / "logs"
         # Handles of the processes this instance started, so they are reaped, not leaked.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
