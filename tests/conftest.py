@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
+from tests.operator_run import running_operator
 from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,23 +118,8 @@ def operator_process(
 ) -> Iterator[Path]:
     """`kubeserve run` as a subprocess for the whole session; yields its log file."""
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kubeserve.cli", "run"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=os.environ | {"KUBECONFIG": kubeconfig},
-        )
-    try:
+    with running_operator(kubeconfig, log_path):
         yield log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ here is told apart from the session's own.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from kubernetes import client as k8s
 from kubeserve.apply.client import USER_AGENT_PRODUCT
 from kubeserve.devcluster.audit import AuditTail, Request
 from tests.cluster.isvc import GROUP, PLURAL, VERSION, Isvcs, example
+from tests.operator_run import running_operator
 from tests.polling import eventually
 
 QUIET_WINDOW = 5.0
@@ -101,23 +100,8 @@ def own_operator(
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A second `kubeserve run`, watching only the test's namespace, logging every reconcile."""
     log_path = tmp_path / "operator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kubeserve.cli", "run", "--namespace", namespace, "--debug"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=os.environ | {"KUBECONFIG": kubeconfig},
-        )
-    try:
+    with running_operator(kubeconfig, log_path, "--namespace", namespace, "--debug") as process:
         yield process, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_a_restarted_operator_examines_every_service_and_writes_nothing(
