@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
-from tests.operator_run import running_operator
+from tests.operator_run import SessionOperator
 from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,18 +115,28 @@ def installed(kubeconfig: str, kube: k8s.ApiClient) -> None:
 @pytest.fixture(scope="session")
 def operator_process(
     kubeconfig: str, installed: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    """`kubeserve run` as a subprocess for the whole session; yields its log file."""
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(kubeconfig, log_path):
-        yield log_path
+) -> Iterator[SessionOperator]:
+    """`kubeserve run` as a subprocess for the whole session, logging to one file."""
+    session = SessionOperator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    session.start()
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 @pytest.fixture
-def operator(operator_process: Path, request: pytest.FixtureRequest) -> Path:
+def operator(operator_process: SessionOperator, request: pytest.FixtureRequest) -> Path:
     """The running operator; a failed test gets the operator's log in its report."""
-    request.node.stash[OPERATOR_LOG_KEY] = operator_process
-    return operator_process
+    request.node.stash[OPERATOR_LOG_KEY] = operator_process.log_path
+    return operator_process.log_path
+
+
+@pytest.fixture
+def session_operator_stopped(operator_process: SessionOperator) -> Iterator[None]:
+    """For a test that runs operators of its own and must be the only one reconciling."""
+    with operator_process.stopped():
+        yield
 
 
 @pytest.hookimpl(wrapper=True)
