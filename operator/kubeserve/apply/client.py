@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,20 @@ class TransportError(Exception):
     """The API server could not be reached or did not answer in time; worth retrying."""
 
 
+class NotLeader(Exception):
+    """A write was held back: this replica does not hold the leader lease (or no longer does)."""
+
+
+def always() -> bool:
+    return True
+
+
 class KubeApi:
     def __init__(self, session: aiohttp.ClientSession, server: str) -> None:
         self._session = session
         self._server = server.rstrip("/")
+        self.may_write: Callable[[], bool] = always
+        """Asked before every write; leader election makes a replica without the lease read-only."""
 
     @classmethod
     def from_connection(cls, info: kopf.ConnectionInfo) -> KubeApi:
@@ -144,7 +155,10 @@ class KubeApi:
         params: dict[str, str] | None = None,
         body: object = None,
         content_type: str = "application/json",
+        guarded: bool = True,
     ) -> Any:
+        if method != "GET" and guarded and not self.may_write():
+            raise NotLeader(f"{method} {path}")
         data = None if body is None else json.dumps(body)
         try:
             async with self._session.request(
@@ -208,9 +222,40 @@ class KubeApi:
             if error.status != 409:
                 raise
 
-    async def create(self, resource: Resource, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._send("POST", resource.path(namespace), body=obj)
+    async def create(
+        self, resource: Resource, namespace: str | None, obj: dict[str, Any], guarded: bool = True
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._send("POST", resource.path(namespace), body=obj, guarded=guarded)
         return result
+
+    async def replace(
+        self, resource: Resource, namespace: str | None, name: str, obj: dict[str, Any], guarded: bool = True
+    ) -> dict[str, Any]:
+        """PUT: refused with 409 when `obj`'s resourceVersion is no longer current."""
+        result: dict[str, Any] = await self._send(
+            "PUT", resource.path(namespace, name), body=obj, guarded=guarded
+        )
+        return result
+
+    async def watch(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request, until the server ends it (`timeoutSeconds`)."""
+        query = params | {"watch": "true", "allowWatchBookmarks": "true"}
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=5.0, sock_read=float(query["timeoutSeconds"]) + 30
+        )
+        try:
+            async with self._session.get(
+                self._server + resource.path(namespace), params=query, timeout=timeout
+            ) as response:
+                if response.status >= 400:
+                    raise ApiError(response.status, await response.text())
+                async for line in response.content:
+                    if line.strip():
+                        yield json.loads(line)
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError(f"watch {resource.plural}: {error!r}") from error
 
     async def serves(self, resource: Resource) -> bool:
         """Whether the cluster serves this resource (its CRD is installed), by discovery."""

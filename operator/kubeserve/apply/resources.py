@@ -38,6 +38,8 @@ AUTOSCALER = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpo
 HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 VIRTUAL_SERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")
 EVENT = Resource("v1", "Event", "events")
+LEASE = Resource("coordination.k8s.io/v1", "Lease", "leases")
+CONFIG_MAP = Resource("v1", "ConfigMap", "configmaps")
 
 CHILD_KINDS = {r.kind: r for r in (DEPLOYMENT, SERVICE, AUTOSCALER, HTTP_ROUTE, VIRTUAL_SERVICE)}
 """Kinds an InferenceService owns; the applier prunes among these."""
