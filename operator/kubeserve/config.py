@@ -1,8 +1,10 @@
-"""The operator's configuration: one documented file, read once at start.
+"""The operator's configuration: one documented `config.yaml`.
 
-`KUBESERVE_CONFIG` names a YAML file (the chart mounts the `kubeserve-config`
-ConfigMap there); every key is optional. Unknown keys and bad values stop the
-operator at start with the key named, rather than being ignored at 3 a.m.
+It comes from the file `KUBESERVE_CONFIG` names (local runs), or from a
+ConfigMap followed live (`kubeserve.live_config`, as the chart installs it);
+every key is optional. Unknown keys and bad values are refused with the key
+named, rather than ignored at 3 a.m.: at start the operator stops, later the
+previous configuration stays in force.
 The schema is documented in manifests/operator/README.md.
 """
 
@@ -81,10 +83,20 @@ class OperatorConfig(ConfigModel):
         return {c.resource_name for c in self.accelerator_classes.values()}
 
 
+def parse_config(text: str) -> OperatorConfig:
+    """One `config.yaml`, from a file or a ConfigMap; raises ValueError naming the bad key."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config.yaml is not YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"config.yaml must be a mapping of keys, not {type(data).__name__}")
+    return OperatorConfig.model_validate(data)
+
+
 def load_config(path: str | None = None) -> OperatorConfig:
     """The configuration in `path` (or `$KUBESERVE_CONFIG`); defaults when neither is set."""
     source = path or os.environ.get(CONFIG_ENV)
     if not source:
         return OperatorConfig()
-    data = yaml.safe_load(Path(source).read_text()) or {}
-    return OperatorConfig.model_validate(data)
+    return parse_config(Path(source).read_text())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,10 +19,11 @@ from pydantic import ValidationError
 from kubeserve.api.inference_service import InferenceService
 from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from kubeserve.apply.applier import sync_children
-from kubeserve.apply.client import ApiError, KubeApi, TransportError
+from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE, VIRTUAL_SERVICE, Resource
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event
+from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
 from kubeserve.observed import ClusterView
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
 from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
@@ -94,6 +96,23 @@ class Reconciler:
         self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._served: dict[Resource, bool] | None = None
         """Whether the cluster serves each traffic resource: asked once, then kept by CRD events."""
+        self.active = asyncio.Event()
+        """Set while this replica may write: always without leader election, else while it leads."""
+        self.active.set()
+        self.synced = asyncio.Event()
+        """Set once the view holds every watched object (kopf's initial lists are done)."""
+        self._in_progress = 0
+
+    def reconfigure(self, config: OperatorConfig) -> None:
+        """A new operator configuration: every service is planned again under it."""
+        self.config = config
+        self.enqueue_all()
+
+    def queue_depth(self) -> int:
+        return len(self._dirty)
+
+    def in_progress(self) -> int:
+        return self._in_progress
 
     async def backend(self) -> Backend:
         """The traffic backend in effect; the first call asks the API server what it serves."""
@@ -142,22 +161,38 @@ class Reconciler:
         backoff = 0.5
         try:
             while key in self._dirty:
+                await self.active.wait()
+                started = time.monotonic()
                 try:
                     async with self._slots:
                         self._dirty.discard(key)
-                        await self.reconcile(*key)
+                        self._in_progress += 1
+                        try:
+                            await self.reconcile(*key)
+                        finally:
+                            self._in_progress -= 1
+                    RECONCILES.labels(INFERENCE_SERVICE.kind, "ok").inc()
                     backoff = 0.5
+                except NotLeader:
+                    logger.info("%s/%s: left for the lease holder", *key)
+                    RECONCILES.labels(INFERENCE_SERVICE.kind, "not-leader").inc()
+                    self._dirty.add(key)
                 except (ApiError, TransportError) as error:
+                    RECONCILES.labels(INFERENCE_SERVICE.kind, "error").inc()
                     if isinstance(error, ApiError) and error.status == 404:
                         logger.debug("%s/%s went away during its reconcile", *key)
                         continue
                     if isinstance(error, ApiError) and not error.transient:
+                        RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "refused").inc()
                         logger.error("reconcile of %s/%s failed: %s", *key, error)
                         continue
+                    RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "transient").inc()
                     logger.warning("reconcile of %s/%s will be retried in %.1fs: %s", *key, backoff, error)
                     self._dirty.add(key)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
+                finally:
+                    RECONCILE_SECONDS.labels(INFERENCE_SERVICE.kind).observe(time.monotonic() - started)
         finally:
             self._running.pop(key, None)
 
@@ -189,8 +224,18 @@ class Reconciler:
         if plan is not None:
             children = [c for kind in CHILD_KINDS for c in self.view.owned_by(kind, namespace, name, uid)]
             result = await sync_children(self.api, self.view, plan.objects, children)
+            for action, written in (("apply", result.applied), ("delete", result.pruned)):
+                for kind_and_name in written:
+                    WRITES.labels(kind_and_name.partition("/")[0], action).inc()
             if result.applied or result.pruned:
-                logger.info("%s/%s: applied %s, pruned %s", namespace, name, result.applied, result.pruned)
+                logger.info(
+                    "%s/%s: applied %s, pruned %s",
+                    namespace,
+                    name,
+                    result.applied,
+                    result.pruned,
+                    extra={"isvc": f"{namespace}/{name}", "applied": result.applied, "pruned": result.pruned},
+                )
         observed = Observed(
             deployments={
                 d["metadata"]["name"]: d for d in self.view.owned_by("Deployment", namespace, name, uid)
@@ -217,8 +262,22 @@ class Reconciler:
             },
             subresource="status",
         )
+        WRITES.labels(INFERENCE_SERVICE.kind, "status").inc()
         # Seen at once: a reconcile before the watch event must not write (and announce) it again.
         self.view.record("InferenceService", None, written)
+        ready = {c["type"]: c for c in status.get("conditions") or []}.get("Ready", {})
+        logger.info(
+            "%s/%s: status written, Ready=%s (%s)",
+            metadata["namespace"],
+            metadata["name"],
+            ready.get("status"),
+            ready.get("reason"),
+            extra={
+                "isvc": f"{metadata['namespace']}/{metadata['name']}",
+                "ready": ready.get("status"),
+                "reason": ready.get("reason"),
+            },
+        )
 
     async def _announce(self, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:
         """Events worth a person's attention: a new runtime choice, a condition turning bad or good."""
@@ -243,6 +302,7 @@ class Reconciler:
     async def _event(self, body: dict[str, Any], event_type: EventType, reason: str, message: str) -> None:
         try:
             await post_event(self.api, body, event_type, reason, message, _now())
+            WRITES.labels("Event", "event").inc()
         except ApiError as error:
             logger.warning("could not post event %s: %s", reason, error)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -19,13 +20,60 @@ UNUSED_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
     multiple=True,
     help="Watch only these namespaces (repeatable); all namespaces when omitted.",
 )
-@click.option("--liveness", default=None, help="Serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
+@click.option(
+    "--http-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve /healthz, /readyz and /metrics (Prometheus) here, e.g. 0.0.0.0:8080.",
+)
+@click.option(
+    "--leader-elect",
+    is_flag=True,
+    help="Reconcile only while holding a Lease, so that several replicas can run (one acts at a time).",
+)
+@click.option(
+    "--operator-namespace",
+    default=lambda: os.environ.get("POD_NAMESPACE"),
+    help="Namespace of the Lease and the configuration ConfigMap [default: $POD_NAMESPACE].",
+)
+@click.option("--lease-name", default="kubeserve-operator", show_default=True, help="Name of the Lease.")
+@click.option(
+    "--lease-duration",
+    type=click.FloatRange(min=3),
+    default=15.0,
+    show_default=True,
+    help="Seconds without renewal after which another replica may take the Lease; the holder stops "
+    "writing after two thirds of it.",
+)
+@click.option(
+    "--config-map",
+    default=None,
+    help="Read config.yaml from this ConfigMap in the operator namespace, and follow its changes "
+    "(instead of the file $KUBESERVE_CONFIG names).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    default="plain",
+    show_default=True,
+    help="json: one JSON object per line, with the InferenceService and the decision as fields.",
+)
 @click.option(
     "--debug",
     is_flag=True,
     help="Log every reconcile (Kubeserve's own debug messages; kopf's stay at INFO).",
 )
-def run(namespaces: tuple[str, ...], liveness: str | None, debug: bool) -> None:
+def run(
+    namespaces: tuple[str, ...],
+    http_address: str | None,
+    leader_elect: bool,
+    operator_namespace: str | None,
+    lease_name: str,
+    lease_duration: float,
+    config_map: str | None,
+    log_format: str,
+    debug: bool,
+) -> None:
     """Start the operator: watch InferenceServices and runtimes, reconcile their children."""
     # The operator talks through its own small client; kopf would otherwise import these clients just
     # to recognise their objects, and the `kubernetes` package alone costs more memory than the rest.
@@ -34,10 +82,28 @@ def run(namespaces: tuple[str, ...], liveness: str | None, debug: bool) -> None:
     import kopf
 
     import kubeserve.handlers  # noqa: F401  (registers the kopf handlers)
+    from kubeserve.leadership import LeaseTiming
+    from kubeserve.options import RunOptions
+
+    try:
+        options = RunOptions(
+            http_address=http_address,
+            leader_elect=leader_elect,
+            operator_namespace=operator_namespace,
+            lease_name=lease_name,
+            lease_timing=LeaseTiming(
+                duration=lease_duration, deadline=lease_duration * 2 / 3, retry=lease_duration / 7.5
+            ),
+            config_map=config_map,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
 
     # kopf.run() leaves logging alone; without this, the reconciler's INFO messages are lost. kopf's
     # "handler succeeded" per watch event would drown them (and cost CPU).
-    kopf.configure(verbose=False)
+    kopf.configure(
+        verbose=False, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
+    )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if debug:
         logging.getLogger("kubeserve").setLevel(logging.DEBUG)
@@ -46,5 +112,5 @@ def run(namespaces: tuple[str, ...], liveness: str | None, debug: bool) -> None:
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         standalone=True,
-        liveness_endpoint=liveness,
+        memo=kopf.Memo(options=options),
     )

@@ -1,16 +1,24 @@
-"""Start-up and shutdown: settings, configuration, the API client and the reconciler."""
+"""Start-up and shutdown: settings, configuration, the API client, the reconciler and its loops."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 
+from kubeserve.api.common import GROUP
 from kubeserve.apply.client import KubeApi, connection_info
 from kubeserve.config import load_config
 from kubeserve.handlers.watches import select_children
+from kubeserve.leadership import Leadership
+from kubeserve.live_config import ConfigMapSource
+from kubeserve.monitoring import serve
 from kubeserve.observed import ClusterView
+from kubeserve.options import RunOptions
 from kubeserve.reconciler import Reconciler
+
+SERVICES_CRD = f"inferenceservices.{GROUP}"
 
 
 class NoEssence(kopf.DiffBaseStorage):
@@ -45,13 +53,50 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.watching.chunk_size = 200
     settings.persistence.diffbase_storage = NoEssence()
     select_children(settings)
-    config = load_config()
+    options: RunOptions = memo.options
+    api = KubeApi.from_environment(logger)
+    loops: list[asyncio.Task[None]] = []
+    memo.loops = loops
+    source = None
+    if options.config_map and options.operator_namespace:
+        source = ConfigMapSource(api, options.operator_namespace, options.config_map)
+        config = await source.initial()
+    else:
+        config = load_config()
     memo.view = ClusterView()
-    memo.reconciler = Reconciler(KubeApi.from_environment(logger), memo.view, config)
+    reconciler = memo.reconciler = Reconciler(api, memo.view, config)
+    if source is not None:
+        loops.append(asyncio.create_task(source.follow(reconciler.reconfigure), name="configuration watch"))
+    if options.leader_elect and options.operator_namespace:
+        leadership = Leadership(
+            api, options.operator_namespace, options.lease_name, options.identity(), options.lease_timing
+        )
+        api.may_write = leadership.may_write
+        reconciler.active = leadership.leading
+        loops.append(asyncio.create_task(leadership.run(reconciler.enqueue_all), name="leader election"))
+    memo.http = None
+    if options.http_address:
+        memo.http = await serve(options.http_address, reconciler, lambda: loops)
+
+
+@kopf.on.event(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", when=lambda name, **_: name == SERVICES_CRD
+)
+async def synced(memo: Any, **_: Any) -> None:
+    """kopf holds every event handler until each index has its initial list: this one running means
+    the view is full. The InferenceService CRD is always there while the operator runs."""
+    reconciler: Reconciler = memo.reconciler
+    reconciler.synced.set()
 
 
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
+    for loop in memo.loops:
+        loop.cancel()
+    # The lease is released (handed over at once) by its loop's own cancellation.
+    await asyncio.gather(*memo.loops, return_exceptions=True)
     await reconciler.stop()
+    if memo.http is not None:
+        await memo.http.cleanup()
     await reconciler.api.close()
