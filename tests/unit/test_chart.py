@@ -7,7 +7,9 @@ from manifests/runtimes/, their one source. charts/generate.py keeps the copies 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +22,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from kubeserve.api.serving_runtime import ClusterServingRuntime
+from kubeserve.config import OperatorConfig
 from kubeserve.devcluster import build, versions
 from tests.unit.crd_schema import pruned_paths, schema
 
@@ -59,21 +62,30 @@ def _grants(group: str, resources: str, verbs: str) -> list[tuple[str, str, str]
     return [(group, resource, verb) for resource in resources.split() for verb in verbs.split()]
 
 
-# (apiGroup, resource, verb) the operator cannot work without.
-CHILD_VERBS = "create get list watch patch delete"
+# (apiGroup, resource, verb) the operator cannot work without, anywhere in the cluster.
+CHILD_VERBS = "list watch create patch delete"
 REQUIRED_GRANTS = [
-    *_grants("serving.kubeserve.io", "inferenceservices inferenceservices/status", "get list watch patch"),
-    *_grants("serving.kubeserve.io", "servingruntimes clusterservingruntimes", "get list watch"),
+    *_grants("serving.kubeserve.io", "inferenceservices", "list watch"),
+    *_grants("serving.kubeserve.io", "inferenceservices/status", "patch"),
+    *_grants("serving.kubeserve.io", "servingruntimes clusterservingruntimes", "list watch"),
     *_grants("apps", "deployments", CHILD_VERBS),
     *_grants("", "services", CHILD_VERBS),
     *_grants("autoscaling", "horizontalpodautoscalers", CHILD_VERBS),
-    *_grants("", "pods serviceaccounts", "get list watch"),
-    *_grants("", "events", "create patch"),
-    *_grants("gateway.networking.k8s.io", "httproutes", f"{CHILD_VERBS} update"),
-    *_grants("networking.istio.io", "virtualservices", f"{CHILD_VERBS} update"),
-    *_grants("apiextensions.k8s.io", "customresourcedefinitions", "get list watch"),
-    *_grants("", "namespaces", "list watch"),
+    *_grants("gateway.networking.k8s.io", "httproutes", CHILD_VERBS),
+    *_grants("networking.istio.io", "virtualservices", CHILD_VERBS),
+    *_grants("", "pods serviceaccounts", "list watch"),
+    *_grants("", "events", "create"),
+    *_grants("apiextensions.k8s.io", "customresourcedefinitions", "list watch"),
 ]
+# (apiGroup, resource, verb, name) it needs in its own namespace only; "" for any name.
+CONFIG_MAP, LEASE = "kubeserve-config", "kubeserve-operator"
+REQUIRED_OWN_NAMESPACE_GRANTS = [
+    *[("", "configmaps", verb, CONFIG_MAP) for verb in ("get", "list", "watch")],
+    ("coordination.k8s.io", "leases", "create", ""),
+    *[("coordination.k8s.io", "leases", verb, LEASE) for verb in ("get", "update")],
+]
+# Only when it watches a set of namespaces (kopf follows them).
+NAMESPACE_GRANTS = _grants("", "namespaces", "list watch")
 
 
 def _load_generator() -> ModuleType:
@@ -129,12 +141,15 @@ def test_helm_lint_passes(helm: str) -> None:
 
 def test_chart_renders_the_operator_and_the_runtimes(rendered: list[dict[str, Any]]) -> None:
     kinds = sorted(obj["kind"] for obj in rendered)
-    assert kinds == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment"]
-        + ["ClusterServingRuntime"] * len(RUNTIMES)
-    )
+    operator_kinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    operator_kinds += ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+    assert kinds == sorted(operator_kinds + ["ClusterServingRuntime"] * len(RUNTIMES))
     shipped = {obj["metadata"]["name"]: obj for obj in rendered if obj["kind"] == "ClusterServingRuntime"}
     assert shipped == {runtime["metadata"]["name"]: runtime for runtime in RUNTIMES.values()}
+    namespaced = [obj for obj in rendered if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding")]
+    assert {
+        obj["metadata"].get("namespace") for obj in namespaced if obj["kind"] != "ClusterServingRuntime"
+    } == {"kubeserve-system"}
 
 
 def test_runtimes_can_be_left_out(helm: str) -> None:
@@ -143,10 +158,14 @@ def test_runtimes_can_be_left_out(helm: str) -> None:
     assert "Deployment" in kinds
 
 
-def test_watch_namespaces_become_operator_flags(helm: str) -> None:
+def test_watch_namespaces_become_operator_flags_and_a_namespace_watch(
+    helm: str, rendered: list[dict[str, Any]]
+) -> None:
     objects = render(helm, "--set", "watchNamespaces={team-a,team-b}")
     [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["args"][-2:] == ["--namespace=team-a", "--namespace=team-b"]
+    assert set(NAMESPACE_GRANTS) <= cluster_grants(objects)
+    assert not set(NAMESPACE_GRANTS) & cluster_grants(rendered), "clusterwide, kopf follows no namespaces"
 
 
 # --- RBAC -----------------------------------------------------------------------------------------
@@ -156,14 +175,34 @@ def grants(rule: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
+def cluster_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return set().union(*(grants(rule) for rule in one(objects, "ClusterRole")["rules"]))
+
+
+def own_namespace_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+    return {
+        (*grant, name)
+        for rule in one(objects, "Role")["rules"]
+        for grant in grants(rule)
+        for name in rule.get("resourceNames") or [""]
+    }
+
+
 def test_rbac_grants_what_the_operator_needs(rendered: list[dict[str, Any]]) -> None:
-    granted = set().union(*(grants(rule) for rule in one(rendered, "ClusterRole")["rules"]))
-    missing = [grant for grant in REQUIRED_GRANTS if grant not in granted]
-    assert not missing
+    assert [grant for grant in REQUIRED_GRANTS if grant not in cluster_grants(rendered)] == []
+    own = own_namespace_grants(rendered)
+    assert [grant for grant in REQUIRED_OWN_NAMESPACE_GRANTS if grant not in own] == []
+
+
+def test_rbac_grants_nothing_more(rendered: list[dict[str, Any]]) -> None:
+    """Every verb granted is one the operator uses: no get (it lists and watches), no update (it applies)."""
+    assert cluster_grants(rendered) == set(REQUIRED_GRANTS)
+    assert own_namespace_grants(rendered) == set(REQUIRED_OWN_NAMESPACE_GRANTS)
 
 
 def test_rbac_never_touches_secrets_or_uses_wildcards(rendered: list[dict[str, Any]]) -> None:
-    for rule in one(rendered, "ClusterRole")["rules"]:
+    rules = one(rendered, "ClusterRole")["rules"] + one(rendered, "Role")["rules"]
+    for rule in rules:
         assert "secrets" not in rule["resources"], rule
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
         assert "kopf.dev" not in rule["apiGroups"], "standalone kopf needs no peering objects"
@@ -183,75 +222,209 @@ def test_every_rbac_rule_says_who_needs_it() -> None:
         )
 
 
-def test_binding_gives_the_role_to_the_operator_account(rendered: list[dict[str, Any]]) -> None:
-    binding = one(rendered, "ClusterRoleBinding")
+def test_bindings_give_the_roles_to_the_operator_account(rendered: list[dict[str, Any]]) -> None:
     account = one(rendered, "ServiceAccount")["metadata"]
-    assert binding["roleRef"]["name"] == one(rendered, "ClusterRole")["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    for binding_kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        binding = one(rendered, binding_kind)
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": role_kind,
+            "name": one(rendered, role_kind)["metadata"]["name"],
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+
+
+def test_the_lease_name_is_a_value_the_flag_and_the_role_share(helm: str) -> None:
+    objects = render(helm, "--set", "leaderElection.leaseName=models-operator")
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--lease-name=models-operator" in container["args"]
+    [named] = [
+        rule
+        for rule in one(objects, "Role")["rules"]
+        if "leases" in rule["resources"] and rule.get("resourceNames")
     ]
+    assert named["resourceNames"] == ["models-operator"]
 
 
-# --- Deployment and configuration -----------------------------------------------------------------
+def test_one_replica_without_leader_election(helm: str) -> None:
+    objects = render(helm, "--set", "replicas=1", "--set", "leaderElection.enabled=false")
+    deployment = one(objects, "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert deployment["spec"]["replicas"] == 1
+    assert not any(arg.startswith(("--leader-elect", "--lease-name")) for arg in container["args"])
+    assert "PodDisruptionBudget" not in {obj["kind"] for obj in objects}
+    assert not [grant for grant in own_namespace_grants(objects) if grant[1] == "leases"]
+
+
+def test_several_replicas_need_leader_election(helm: str) -> None:
+    command = [helm, "template", "kubeserve", str(CHART), *KUBE_VERSION]
+    command += ["--set", "replicas=2", "--set", "leaderElection.enabled=false"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0 and "leaderElection.enabled" in result.stderr
+
+
+# --- Deployment, metrics and configuration --------------------------------------------------------
 
 
 def test_operator_deployment_is_locked_down(rendered: list[dict[str, Any]]) -> None:
     deployment = one(rendered, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert pod["serviceAccountName"] == one(rendered, "ServiceAccount")["metadata"]["name"]
     assert container["image"] == "ghcr.io/kubeserve/operator:0.1.0"
     assert container["command"] + container["args"] == [
         "kubeserve",
         "run",
-        "--liveness=http://0.0.0.0:8080/healthz",
+        "--http-address=0.0.0.0:8080",
+        "--config-map=kubeserve-config",
+        "--log-format=json",
+        "--leader-elect",
+        "--operator-namespace=$(POD_NAMESPACE)",
+        "--lease-name=kubeserve-operator",
     ]
-    probe = container["livenessProbe"]["httpGet"]
-    port = {p["name"]: p["containerPort"] for p in container["ports"]}[probe["port"]]
-    assert (probe["path"], port) == ("/healthz", 8080)
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"] and "emptyDir" in pod["volumes"][0]
+    assert "annotations" not in deployment["spec"]["template"]["metadata"], "no checksum: config is live"
 
 
-def test_operator_reads_the_configmap_where_the_env_points(rendered: list[dict[str, Any]]) -> None:
+def test_replicas_know_their_namespace_and_name_from_the_downward_api(rendered: list[dict[str, Any]]) -> None:
+    [container] = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
+
+
+def test_probes_and_metrics_service_use_the_http_address(rendered: list[dict[str, Any]]) -> None:
     pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    config_map = one(rendered, "ConfigMap")
-    [(volume_name, _)] = [(n, v) for n, v in volumes.items() if "configMap" in v]
-    assert volumes[volume_name]["configMap"]["name"] == config_map["metadata"]["name"] == "kubeserve-config"
-    assert env["KUBESERVE_CONFIG"] == f"{mount[volume_name]}/config.yaml" == "/etc/kubeserve/config.yaml"
-    assert list(config_map["data"]) == ["config.yaml"]
-
-
-def test_config_holds_the_documented_keys(rendered: list[dict[str, Any]]) -> None:
-    config = yaml.safe_load(one(rendered, "ConfigMap")["data"]["config.yaml"])
-    assert set(config) == {"ingress", "traffic", "storageInitializer", "acceleratorClasses"}
-    assert config["traffic"]["backend"] in {"auto", "gateway", "istio", "service"}
-    assert set(config["traffic"]["gateway"]) == {"namespace", "name"}
-    assert config["storageInitializer"]["image"] == "ghcr.io/kubeserve/storage-initializer:0.1.0"
-    classes = config["acceleratorClasses"]
-    assert set(classes) == {"nvidia-a100", "nvidia-h100", "amd-mi300"}
-    for accelerator in classes.values():
-        assert set(accelerator) == {"resourceName", "nodeSelector", "tolerations"}
-        assert [t["key"] for t in accelerator["tolerations"]] == [accelerator["resourceName"]]
-    readme = (REPO / "manifests" / "operator" / "README.md").read_text()
-    documented = ["ingress.domain", "traffic.backend", "traffic.gateway.namespace", "traffic.gateway.name"]
-    documented += ["storageInitializer.image", "acceleratorClasses.<class>.resourceName"]
-    assert all(f"`{key}`" in readme for key in documented)
-
-
-def test_config_changes_roll_the_operator(helm: str, rendered: list[dict[str, Any]]) -> None:
-    changed = render(helm, "--set", "config.ingress.domain=models.example.org")
-    checksum = [
-        one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"] for objs in (rendered, changed)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080}
+    assert (container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]) == (
+        {"path": "/healthz", "port": "http"},
+        {"path": "/readyz", "port": "http"},
+    )
+    service = one(rendered, "Service")
+    assert service["metadata"]["name"] == "kubeserve-operator-metrics"
+    assert service["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8080, "targetPort": "http", "protocol": "TCP"}
     ]
-    assert checksum[0]["checksum/config"] != checksum[1]["checksum/config"]
+    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_service_monitor_is_optional(helm: str, rendered: list[dict[str, Any]]) -> None:
+    assert "ServiceMonitor" not in {obj["kind"] for obj in rendered}
+    objects = render(
+        helm,
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=prom",
+    )
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items()
+        <= one(objects, "Service")["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "30s"}]
+
+
+def test_replicas_are_spread_and_kept_through_disruptions(rendered: list[dict[str, Any]]) -> None:
+    deployment = one(rendered, "Deployment")
+    [spread] = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (
+        spread["whenUnsatisfiable"] == "ScheduleAnyway" and spread["topologyKey"] == "kubernetes.io/hostname"
+    )
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    budget = one(rendered, "PodDisruptionBudget")["spec"]
+    assert budget == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+
+
+def test_operator_follows_the_configmap_its_role_names(rendered: list[dict[str, Any]]) -> None:
+    [container] = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    config_map = one(rendered, "ConfigMap")
+    assert f"--config-map={config_map['metadata']['name']}" in container["args"]
+    assert (config_map["metadata"]["name"], list(config_map["data"])) == (CONFIG_MAP, ["config.yaml"])
+    [rule] = [rule for rule in one(rendered, "Role")["rules"] if "configmaps" in rule["resources"]]
+    assert rule["resourceNames"] == [CONFIG_MAP]
+
+
+def test_config_is_the_operators_own_model(rendered: list[dict[str, Any]]) -> None:
+    data = yaml.safe_load(one(rendered, "ConfigMap")["data"]["config.yaml"])
+    config = OperatorConfig.model_validate(data)
+    assert data == config.model_dump(mode="json", by_alias=True, exclude_none=True), (
+        "the chart says the defaults"
+    )
+    assert set(config.accelerator_classes) == {"nvidia-a100", "nvidia-h100", "amd-mi300"}
+    for accelerator in config.accelerator_classes.values():
+        assert [t.key for t in accelerator.tolerations] == [accelerator.resource_name]
+
+
+def test_config_changes_do_not_restart_the_operator(helm: str, rendered: list[dict[str, Any]]) -> None:
+    """The operator follows the ConfigMap live, so the pod template must not change with it."""
+    changed = render(helm, "--set", "config.ingress.domain=models.example.org")
+    assert one(changed, "ConfigMap") != one(rendered, "ConfigMap")
+    assert one(changed, "Deployment") == one(rendered, "Deployment")
+
+
+# --- values.schema.json and the configuration table -----------------------------------------------
+
+
+def test_values_schema_config_is_the_operators_model() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    model = OperatorConfig.model_json_schema(by_alias=True, mode="validation")
+    config = schema["properties"]["config"]
+    assert set(config["properties"]) == set(model["properties"])
+    assert config["additionalProperties"] is False
+    assert set(schema["$defs"]) == set(model["$defs"])
+
+
+def test_values_schema_covers_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert schema["additionalProperties"] is False
+    assert set(values) == set(schema["properties"])
+    for key, value in values.items():
+        sub = schema["properties"][key]
+        if isinstance(value, dict) and "properties" in sub:
+            assert set(value) == set(sub["properties"]), key
+
+
+@pytest.mark.parametrize(
+    ("option", "complaint"),
+    [
+        ("logFormat=xml", "/logFormat"),
+        ("replicas=0", "/replicas"),
+        ("config.traffic.backend=nginx", "/config/traffic/backend"),
+        ("config.ingres.domain=typo.example", "ingres"),
+        ("leaderElection.leaseName=Not_A_Name", "/leaderElection/leaseName"),
+        ("unknown=1", "unknown"),
+    ],
+)
+def test_values_schema_refuses_bad_values(helm: str, option: str, complaint: str) -> None:
+    command = [helm, "template", "kubeserve", str(CHART), *KUBE_VERSION, "--set", option]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0 and complaint in result.stderr, result.stderr
+
+
+def test_readme_configuration_table_lists_every_value() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index(generator.TABLE_BEGIN) : readme.index(generator.TABLE_END)]
+    rows = {line.split("|")[1].strip().strip("`") for line in table.splitlines()[3:]}
+    assert {"replicas", "leaderElection.leaseName", "logFormat", "metrics.serviceMonitor.enabled"} <= rows
+    assert {"config.ingress.domain", "config.traffic.backend", "config.storageInitializer.image"} <= rows
+    assert "config.acceleratorClasses.<name>.resourceName" in rows
+    assert all(line.rstrip().endswith("|") and line.split("|")[4].strip() for line in table.splitlines()[3:])
 
 
 # --- Shipped runtimes -----------------------------------------------------------------------------
@@ -333,12 +506,34 @@ def test_gpu_runtimes_declare_accelerator_images() -> None:
 
 
 def test_generated_files_are_in_step_with_their_sources(helm: str) -> None:
-    """Chart CRDs and runtimes are copies, manifests/operator/*.yaml are chart renderings."""
+    """Chart CRDs and runtimes are copies; manifests/default/ is rendered from the chart;
+    values.schema.json is made from charts/values.schema.yaml and the operator's model, and the
+    README's configuration table from values.schema.json."""
     stale = generator.stale(generator.expected(helm))
     assert not [str(path.relative_to(REPO)) for path in stale], "run: python charts/generate.py"
 
 
-def test_every_crd_is_in_the_chart() -> None:
+def test_every_crd_is_in_the_chart_and_the_plain_install() -> None:
     top = sorted(path.name for path in (REPO / "crds").glob("serving.kubeserve.io_*.yaml"))
     assert top, "crds/ is empty: run make crds"
     assert sorted(path.name for path in (CHART / "crds").glob("*.yaml")) == top
+    copies = REPO / "manifests" / "default" / "crds"
+    assert sorted(path.name for path in copies.glob("*.yaml") if path.name != "kustomization.yaml") == top
+
+
+def canonical(objects: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(obj, sort_keys=True) for obj in objects)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not on PATH")
+def test_kustomize_base_installs_what_the_chart_does_by_default(helm: str) -> None:
+    """`kubectl apply -k manifests/default` = the chart's defaults (CRDs included) and its namespace."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "manifests" / "default")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    kustomized = [doc for doc in yaml.safe_load_all(built) if doc]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeserve-system"}}
+    assert canonical(kustomized) == canonical([*render(helm, "--include-crds"), namespace])

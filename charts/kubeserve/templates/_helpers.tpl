@@ -12,7 +12,15 @@ app.kubernetes.io/name: kubeserve
 app.kubernetes.io/component: operator
 {{- end -}}
 
-{{/* The operator's configuration file; its hash rolls the pod when it changes. */}}
-{{- define "kubeserve.config" -}}
-{{ toYaml .Values.config }}
+{{/* The ConfigMap the operator reads its configuration from (and follows); the Role names it. */}}
+{{- define "kubeserve.configMapName" -}}
+kubeserve-config
+{{- end -}}
+
+{{/* Replicas beyond one are safe only with leader election: refuse the combination. */}}
+{{- define "kubeserve.replicas" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled: without a Lease every replica would reconcile" -}}
+{{- end -}}
+{{- .Values.replicas -}}
 {{- end -}}
