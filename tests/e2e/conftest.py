@@ -1,9 +1,10 @@
 """The same scenarios in a kind cluster, for machines with a Docker engine.
 
 Overrides the root `kubeconfig` fixture: instead of the local control plane,
-pytest-kind creates a kind cluster, and two of its workers are made to look
-like GPU nodes (product label, extended resource, GPU taint), as a device
-plugin and a GPU node pool would.
+pytest-kind creates a kind cluster (the `kind_cluster` fixture, for tests that
+load images into it), and two of its workers are made to look like GPU nodes
+(product label, extended resource, GPU taint), as a device plugin and a GPU node
+pool would.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kubeserve.devcluster import build
 from kubeserve.devcluster.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 
 KIND_CONFIG = Path(__file__).with_name("kind-config.yaml")
+CLUSTER_NAME = "kubeserve-e2e"
 
 
 def _docker_engine_runs() -> bool:
@@ -41,13 +43,20 @@ def _make_gpu_nodes(kubeconfig: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def kubeconfig() -> Iterator[str]:
+def kind_cluster() -> Iterator[KindCluster]:
+    """The suite's one kind cluster. Named as pytest-kind's own fixture, which it replaces, so that
+    no test can start a second cluster by asking for `kind_cluster`."""
     if not _docker_engine_runs():
         pytest.skip("kind needs a Docker engine, and `docker info` found none on this machine")
-    cluster = KindCluster("kubeserve-e2e", kind_path=build.ensure_kind())
+    cluster = KindCluster(CLUSTER_NAME, kind_path=build.ensure_kind())
     cluster.create(config_file=KIND_CONFIG)
     try:
         _make_gpu_nodes(cluster.kubeconfig_path)
-        yield str(cluster.kubeconfig_path)
+        yield cluster
     finally:
         cluster.delete()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(kind_cluster: KindCluster) -> str:
+    return str(kind_cluster.kubeconfig_path)
