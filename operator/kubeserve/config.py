@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from kubeserve.api.common import Toleration
+from kubeserve.api.common import Toleration, explain
 
 CONFIG_ENV = "KUBESERVE_CONFIG"
 
@@ -91,7 +91,10 @@ def parse_config(text: str) -> OperatorConfig:
         raise ValueError(f"config.yaml is not YAML: {error}") from error
     if not isinstance(data, dict):
         raise ValueError(f"config.yaml must be a mapping of keys, not {type(data).__name__}")
-    return OperatorConfig.model_validate(data)
+    try:
+        return OperatorConfig.model_validate(data)
+    except ValidationError as error:
+        raise ValueError(f"config.yaml: {explain(error)}") from error
 
 
 def load_config(path: str | None = None) -> OperatorConfig:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kubeserve.api.common import explain
 from kubeserve.api.inference_service import InferenceService
 from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from kubeserve.apply.applier import sync_children
@@ -308,10 +309,7 @@ class Reconciler:
 
     async def _refuse(self, body: dict[str, Any], error: ValidationError) -> None:
         """A spec the API server let through but the models refuse (e.g. CRDs older than the operator)."""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
-            for e in error.errors()
-        )
+        problems = explain(error)
         generation = body["metadata"].get("generation")
         previous = body.get("status") or {}
         old = {c["type"]: c for c in previous.get("conditions") or []}.get("Ready", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def test_a_config_change_re_plans_services_without_a_restart_and_a_bad_one_is_re
         namespace, {"metadata": {"name": CONFIG_MAP}, "data": _config("example.com/init:1")}
     )
     args = ("--namespace", namespace, "--operator-namespace", namespace, "--config-map", CONFIG_MAP)
+    args += ("--log-format", "json")
     with running_operator(kubeconfig, tmp_path / "operator.log", *args) as process:
         isvcs = Isvcs(kube, namespace)
         isvcs.apply(example("sklearn-iris.yaml"))
@@ -53,8 +55,7 @@ def test_a_config_change_re_plans_services_without_a_restart_and_a_bad_one_is_re
 
         event = eventually(refusal, 20, "a Warning event on the ConfigMap")[0]
         assert event.type == "Warning"
-        assert "storageInitializer.imag" in event.message, event.message
-        assert "Extra inputs are not permitted" in event.message, event.message
+        assert event.message == "config.yaml: storageInitializer.imag: Extra inputs are not permitted"
 
         # The configuration in force stays, for existing and new services alike.
         other = example("sklearn-iris.yaml")
@@ -66,4 +67,9 @@ def test_a_config_change_re_plans_services_without_a_restart_and_a_bad_one_is_re
             "example.com/init:2"
         }
         assert process.poll() is None, "the operator exited"
-    assert "refused, the configuration in force stays" in (tmp_path / "operator.log").read_text()
+    lines = [json.loads(line) for line in (tmp_path / "operator.log").read_text().splitlines()]
+    refused = [line for line in lines if "refused, the configuration in force stays" in line["message"]]
+    assert refused and refused[0]["severity"] == "error"
+    decisions = [line for line in lines if line.get("isvc") == f"{namespace}/sklearn-iris"]
+    assert any(line.get("applied") for line in decisions), "no structured line for the applied children"
+    assert any(line.get("ready") == "True" for line in decisions), "no structured line for Ready"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "serving.kubeserve.io"
@@ -50,6 +50,13 @@ def _schema_extra(schema: dict[str, Any], cls: type[Any]) -> None:
         schema["x-kubernetes-validations"] = [rule.as_schema() for rule in rules]
     if getattr(cls, "preserve_unknown_fields", False):
         schema["x-kubernetes-preserve-unknown-fields"] = True
+
+
+def explain(error: ValidationError) -> str:
+    """Each problem as `field.path: what is wrong`, on one line: for a condition, an Event or a log."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in error.errors()
+    )
 
 
 class ApiModel(BaseModel):
