@@ -301,6 +301,17 @@ class Reconciler:
                 )
 
     async def _event(self, body: dict[str, Any], event_type: EventType, reason: str, message: str) -> None:
+        """A decision worth a person's attention: one log line and one Event."""
+        metadata = body["metadata"]
+        logger.log(
+            logging.WARNING if event_type == "Warning" else logging.INFO,
+            "%s/%s: %s: %s",
+            metadata["namespace"],
+            metadata["name"],
+            reason,
+            message,
+            extra={"isvc": f"{metadata['namespace']}/{metadata['name']}", "reason": reason},
+        )
         try:
             await post_event(self.api, body, event_type, reason, message, _now())
             WRITES.labels("Event", "event").inc()
