@@ -371,7 +371,7 @@ def account_kubeconfig(kube: k8s.ApiClient, namespace: str, path: Path) -> Path:
     return path
 
 
-FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
+FORBIDDEN = re.compile(r"\b403\b|forbidden|permission", re.IGNORECASE)
 
 
 def test_the_charts_account_is_enough_to_serve_a_model(
