@@ -393,11 +393,26 @@ def test_the_charts_account_is_enough_to_serve_a_model(
         args += ["--config-map", CONFIG_MAP, "--http-address", f"127.0.0.1:{port}", "--log-format", "json"]
         with running_operator(str(credentials), log_path, *args):
             isvcs = Isvcs(kube, models)
-            isvcs.apply(example("sklearn-iris.yaml"))
+            body = example("sklearn-iris.yaml")
+            isvcs.apply(body)
             try:
                 status = isvcs.wait_ready("sklearn-iris", timeout=90)["status"]
                 assert status["runtime"]["name"] == "kubeserve-server"
                 assert k8s.AppsV1Api(kube).read_namespaced_deployment("sklearn-iris-predictor", models)
+
+                # An HPA created, then pruned: every kind of write the operator makes to its children.
+                scaling = k8s.AutoscalingV2Api(kube)
+
+                def autoscalers() -> list[str]:
+                    return [
+                        h.metadata.name
+                        for h in scaling.list_namespaced_horizontal_pod_autoscaler(models).items
+                    ]
+
+                for max_replicas, wanted in ((3, ["sklearn-iris-predictor"]), (1, [])):
+                    body["spec"]["predictor"].update(minReplicas=1, maxReplicas=max_replicas)
+                    isvcs.apply(body)
+                    eventually(lambda want=wanted: autoscalers() == want, what=f"HPAs {wanted}")
                 holder = (
                     k8s.CoordinationV1Api(kube).read_namespaced_lease(LEASE, operator_ns).spec.holder_identity
                 )
