@@ -261,7 +261,10 @@ NEVER_WRITTEN = [
     ("", "secrets"),
     ("", "configmaps"),
     ("", "pods"),
+    ("", "pods/exec"),
+    ("", "pods/eviction"),
     ("", "serviceaccounts"),
+    ("", "serviceaccounts/token"),
     ("", "namespaces"),
     ("", "nodes"),
     ("", "persistentvolumeclaims"),
@@ -278,48 +281,35 @@ NEVER_WRITTEN = [
     ("kopf.dev", "clusterkopfpeerings"),
     ("kopf.dev", "kopfpeerings"),
 ]
+"""(apiGroup, resource) the operator never writes: it only reads them, or never touches them at all."""
+
+
+def must_be_denied(release: str) -> list[tuple[str, str, str, str, str]]:
+    """(apiGroup, resource, verb, namespace, name) the operator's account must not be allowed."""
+    everywhere = ("models", release, "")
+    probes = [(g, r, verb, where, "") for g, r in NEVER_WRITTEN for verb in WRITES for where in everywhere]
+    # Children are written by server-side apply (patch), never replaced (update); Events are only created.
+    probes += [(g, r, "update", "models", "") for g, r in [("apps", "deployments"), ("", "services")]]
+    probes += [("", "events", verb, "models", "") for verb in ("update", "patch", "delete")]
+    # Leases: its own, in its own namespace, only; its configuration only, too.
+    lease = ("coordination.k8s.io", "leases")
+    probes += [(*lease, "create", "models", "")]
+    probes += [(*lease, verb, release, "another-lease") for verb in ("get", "update", "patch", "delete")]
+    probes += [(*lease, verb, "models", LEASE) for verb in ("get", "update", "patch", "delete")]
+    probes += [("", "configmaps", "get", release, "another-config")]
+    # Nobody else's identity, and no way to grant itself more.
+    probes += [("", r, "impersonate", "", "") for r in ("users", "groups", "serviceaccounts")]
+    rbac = "rbac.authorization.k8s.io"
+    probes += [(rbac, r, verb, "", "") for r in ("clusterroles", "roles") for verb in ("bind", "escalate")]
+    return probes
 
 
 def test_operator_account_writes_nothing_it_never_writes(kube: k8s.ApiClient, release: str) -> None:
     """No write on kinds it only reads or never touches, in the models', its own or any namespace."""
     allowed = [
-        (group, resource, verb, where or "<cluster>")
-        for group, resource in NEVER_WRITTEN
-        for verb in WRITES
-        for where in ("models", release, "")
-        if can(kube, release, group, resource, verb, where)
-    ]
-    # Children are written by server-side apply (patch) only, events are only created.
-    for group, resource in [("apps", "deployments"), ("", "services"), ("", "events")]:
-        allowed += (
-            [(group, resource, "update", "models")] if can(kube, release, group, resource, "update") else []
-        )
-    allowed += [
-        ("", "events", verb, "models")
-        for verb in ("patch", "delete")
-        if can(kube, release, "", "events", verb)
-    ]
-    # Leases: its own, in its own namespace, only.
-    lease = "coordination.k8s.io", "leases"
-    allowed += [("leases", "create", "models")] if can(kube, release, *lease, "create", "models") else []
-    for verb in ("get", "update", "patch", "delete"):
-        if can(kube, release, *lease, verb, release, "another-lease"):
-            allowed.append(("leases", verb, "another-lease"))
-        if can(kube, release, *lease, verb, "models", LEASE):
-            allowed.append(("leases", verb, "models"))
-    if can(kube, release, "", "configmaps", "get", release, "another-config"):
-        allowed.append(("configmaps", "get", "another-config"))
-    # Nobody else's identity, and no way to grant itself more.
-    allowed += [
-        ("impersonate", r)
-        for r in ("users", "serviceaccounts")
-        if can(kube, release, "", r, "impersonate", "")
-    ]
-    allowed += [
-        (verb, r)
-        for r in ("clusterroles", "roles")
-        for verb in ("bind", "escalate")
-        if can(kube, release, "rbac.authorization.k8s.io", r, verb, "")
+        (group, resource, verb, where or "<cluster>", name)
+        for group, resource, verb, where, name in must_be_denied(release)
+        if can(kube, release, group, resource, verb, where, name)
     ]
     assert allowed == []
 
