@@ -172,7 +172,7 @@ def test_upgrade_keeps_crds_and_inference_services(
     isvcs = Isvcs(kube, release)
     before = isvcs.apply(example("sklearn-iris.yaml"))
 
-    helm(
+    notes = helm(
         kubeconfig,
         release,
         "upgrade",
@@ -184,6 +184,10 @@ def test_upgrade_keeps_crds_and_inference_services(
         "--set",
         "config.ingress.domain=models.example.org",
     )
+
+    print(notes)
+    assert f"It runs 3 replica(s); the holder of the Lease {LEASE} reconciles" in notes
+    assert "kubectl apply --server-side -f charts/kubeserve/crds/" in notes, "NOTES say how to upgrade CRDs"
 
     after = isvcs.get("sklearn-iris")
     assert (after["metadata"]["uid"], after["spec"]) == (before["metadata"]["uid"], before["spec"])
