@@ -178,7 +178,7 @@ def test_upgrade_keeps_crds_and_inference_services(
         "upgrade",
         RELEASE,
         str(CHART),
-        "--reuse-values",
+        "--reset-then-reuse-values",
         "--set",
         "replicas=3",
         "--set",
