@@ -226,14 +226,15 @@ def _type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
 
 
 def _default(values: Any, path: list[str]) -> str:
+    """The value at `path` in values.yaml, as a table cell; empty for any key of a map."""
     for part in path:
         if part == MAP_KEY or not isinstance(values, dict) or part not in values:
             return ""
         values = values[part]
-    if values == "":
-        return '`""`'
-    if isinstance(values, bool | int | float | str) or not values:
-        return f"`{json.dumps(values) if not isinstance(values, str) else values}`"
+    if isinstance(values, str):
+        return f"`{values}`" if values else '`""`'
+    if isinstance(values, bool | int | float) or not values:
+        return f"`{json.dumps(values)}`"
     flow = yaml.safe_dump(values, default_flow_style=True, width=1000, sort_keys=False).strip()
     if len(flow) <= 70:
         return f"`{flow}`"
