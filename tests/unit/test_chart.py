@@ -22,6 +22,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from kubeserve.api.serving_runtime import ClusterServingRuntime
+from kubeserve.cli.run import run as run_command
 from kubeserve.config import OperatorConfig
 from kubeserve.devcluster import build, versions
 from tests.unit.crd_schema import pruned_paths, schema
@@ -295,6 +296,25 @@ def test_operator_deployment_is_locked_down(rendered: list[dict[str, Any]]) -> N
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert [v["name"] for v in pod["volumes"]] == ["tmp"] and "emptyDir" in pod["volumes"][0]
     assert "annotations" not in deployment["spec"]["template"]["metadata"], "no checksum: config is live"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("--set", "watchNamespaces={team-a}", "--set", "replicas=1", "--set", "leaderElection.enabled=false"),
+    ],
+    ids=["defaults", "one-replica-one-namespace"],
+)
+def test_operator_accepts_the_charts_arguments(helm: str, values: tuple[str, ...]) -> None:
+    """The flags parse with `kubeserve run`'s own parser (without running it), as the pod would pass them."""
+    [container] = one(render(helm, *values), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] + container["args"][:1] == ["kubeserve", "run"]
+    args = [arg.replace("$(POD_NAMESPACE)", "kubeserve-system") for arg in container["args"][1:]]
+    with run_command.make_context("run", list(args)) as context:
+        assert context.params["http_address"] == "0.0.0.0:8080"
+        assert context.params["config_map"] == CONFIG_MAP
+        assert context.params["leader_elect"] is ("--leader-elect" in args)
 
 
 def test_replicas_know_their_namespace_and_name_from_the_downward_api(rendered: list[dict[str, Any]]) -> None:
