@@ -222,7 +222,10 @@ async def run_batch(http: httpx.AsyncClient, batch: Batch) -> None:
 
 
 def operator_requests(tail: AuditTail, agent: str | None = None) -> list[Request]:
-    found = [r for r in tail.requests() if r.user_agent.startswith(OPERATOR_AGENTS)]
+    """The operator's requests, without a leader-elected replica's Lease renewals (bench/failover.py)."""
+    found = [
+        r for r in tail.requests() if r.user_agent.startswith(OPERATOR_AGENTS) and r.resource != "leases"
+    ]
     return [r for r in found if agent is None or agent in r.user_agent]
 
 

@@ -5,7 +5,7 @@ ConfigMap followed live (`kubeserve.live_config`, as the chart installs it);
 every key is optional. Unknown keys and bad values are refused with the key
 named, rather than ignored at 3 a.m.: at start the operator stops, later the
 previous configuration stays in force.
-The schema is documented in manifests/operator/README.md.
+Every key is listed in the README's Configuration table (generated from this model).
 """
 
 from __future__ import annotations
