@@ -57,33 +57,6 @@ TABLE_END = "<!-- end of values table -->"
 
 # What the operator's configuration keys mean, where its model does not say (a description given in
 # kubeserve.config wins). A key here that the model no longer has is an error.
-CONFIG_DESCRIPTIONS = {
-    "ingress.domain": "Routed services get the URL `http://<isvc>-<namespace>.<domain>`.",
-    "traffic.backend": (
-        "How canary traffic is split. `auto`: Gateway API when its HTTPRoute CRD exists, else Istio when "
-        "its VirtualService CRD exists, else `service` (replica ratio behind one Service, approximate)."
-    ),
-    "traffic.gateway.namespace": (
-        "Namespace of the Gateway that HTTPRoutes attach to (their `parentRef`), or of the Istio Gateway "
-        "that VirtualServices name."
-    ),
-    "traffic.gateway.name": "Name of that Gateway.",
-    "storageInitializer.image": "Image of the init container that fetches `storageUri` into `/mnt/models`.",
-    "acceleratorClasses": (
-        "GPU and other accelerator classes by name (`model.accelerator` names one). A runtime's "
-        "`acceleratorImages` is looked up by class name first, then by `resourceName`."
-    ),
-    "acceleratorClasses.<name>.resourceName": (
-        "The extended resource the class's devices are requested by (`nvidia.com/gpu`)."
-    ),
-    "acceleratorClasses.<name>.nodeSelector": (
-        "Node labels added to a pod of the class, so it lands on that product."
-    ),
-    "acceleratorClasses.<name>.tolerations": (
-        "Tolerations added to a pod of the class, for the taints its nodes carry. CPU-only pods never "
-        "get them."
-    ),
-}
 MAP_KEY = "<name>"
 """How a table row names any key of a map (`config.acceleratorClasses.<name>.resourceName`)."""
 
@@ -174,21 +147,6 @@ def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return {**target, **{key: value for key, value in schema.items() if key != "$ref"}}
 
 
-def _describe(config: dict[str, Any], defs: dict[str, Any], path: str, text: str) -> None:
-    """Give the config key at `path` a description unless the model gave it one."""
-    node = config
-    for part in path.split("."):
-        node = _resolve(node, defs)
-        if part == MAP_KEY:
-            node = node["additionalProperties"]
-        elif part in node.get("properties", {}):
-            node = node["properties"][part]
-        else:
-            raise SystemExit(f"CONFIG_DESCRIPTIONS: the operator's configuration has no key {path}")
-    if "description" not in node:
-        node["description"] = text
-
-
 def values_schema() -> dict[str, Any]:
     """charts/values.schema.yaml with `config` from OperatorConfig's JSON schema (by alias)."""
     schema: dict[str, Any] = yaml.safe_load(SCHEMA_SOURCE.read_text())
@@ -196,8 +154,6 @@ def values_schema() -> dict[str, Any]:
     defs = config.pop("$defs", {})
     # The operator's config is optional as a whole, and its own doc is the one in the base schema.
     config.pop("description", None)
-    for path, text in CONFIG_DESCRIPTIONS.items():
-        _describe(config, defs, path, text)
     schema["properties"]["config"] = {**config, **schema["properties"]["config"]}
     # $refs are "#/$defs/<Model>", from the document's root.
     schema["$defs"] = defs

@@ -30,27 +30,51 @@ class ConfigModel(BaseModel):
 class AcceleratorClass(ConfigModel):
     """A kind of accelerator node: how pods request it and how they find its nodes."""
 
-    resource_name: str
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: tuple[Toleration, ...] = ()
+    resource_name: str = Field(
+        description="The extended resource the class's devices are requested by (`nvidia.com/gpu`)."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels added to a pod of the class, so it lands on that product.",
+    )
+    tolerations: tuple[Toleration, ...] = Field(
+        default=(),
+        description="Tolerations added to a pod of the class, for the taints its nodes carry. "
+        "CPU-only pods never get them.",
+    )
 
 
 class GatewayRef(ConfigModel):
-    namespace: str = "kubeserve-system"
-    name: str = "kubeserve-gateway"
+    namespace: str = Field(
+        default="kubeserve-system",
+        description="Namespace of the Gateway that HTTPRoutes attach to (their `parentRef`), or of the "
+        "Istio Gateway that VirtualServices name.",
+    )
+    name: str = Field(default="kubeserve-gateway", description="Name of that Gateway.")
 
 
 class TrafficConfig(ConfigModel):
-    backend: Literal["auto", "gateway", "istio", "service"] = "auto"
+    backend: Literal["auto", "gateway", "istio", "service"] = Field(
+        default="auto",
+        description="How canary traffic is split. `auto`: Gateway API when its HTTPRoute CRD exists, else "
+        "Istio when its VirtualService CRD exists, else `service` (replica ratio behind one Service, "
+        "approximate).",
+    )
     gateway: GatewayRef = GatewayRef()
 
 
 class IngressConfig(ConfigModel):
-    domain: str = "example.com"
+    domain: str = Field(
+        default="example.com",
+        description="Routed services get the URL `http://<isvc>-<namespace>.<domain>`.",
+    )
 
 
 class StorageInitializerConfig(ConfigModel):
-    image: str = "ghcr.io/kubeserve/storage-initializer:0.1.0"
+    image: str = Field(
+        default="ghcr.io/kubeserve/storage-initializer:0.1.0",
+        description="Image of the init container that fetches `storageUri` into `/mnt/models`.",
+    )
 
 
 def _gpu_class(resource: str, label: str, product: str) -> AcceleratorClass:
@@ -75,7 +99,9 @@ class OperatorConfig(ConfigModel):
     traffic: TrafficConfig = TrafficConfig()
     storage_initializer: StorageInitializerConfig = StorageInitializerConfig()
     accelerator_classes: dict[str, AcceleratorClass] = Field(
-        default_factory=lambda: dict(DEFAULT_ACCELERATOR_CLASSES)
+        default_factory=lambda: dict(DEFAULT_ACCELERATOR_CLASSES),
+        description="GPU and other accelerator classes by name (`model.accelerator` names one). A runtime's "
+        "`acceleratorImages` is looked up by class name first, then by `resourceName`.",
     )
 
     def accelerator_resources(self) -> set[str]:
