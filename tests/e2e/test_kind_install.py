@@ -122,13 +122,6 @@ def _plain_workers(core: k8s.CoreV1Api) -> list[str]:
     return names
 
 
-def _all_nodes_ready(core: k8s.CoreV1Api) -> bool:
-    nodes = core.list_node().items
-    return bool(nodes) and all(
-        any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []) for n in nodes
-    )
-
-
 def _helm(kubeconfig: str, *args: str) -> str:
     command = [str(prepare.ensure_helm()), *args, "--kubeconfig", kubeconfig]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -183,13 +176,6 @@ def release(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """The chart installed into kubeserve-system with the loaded images; its namespace once Available."""
-    core = k8s.CoreV1Api(kube)
-    _wait(
-        lambda: _all_nodes_ready(core),
-        300,
-        "every kind node Ready",
-        lambda: "\n".join(f"node {n.metadata.name}: {n.status.conditions}" for n in core.list_node().items),
-    )
     values = tmp_path_factory.mktemp("helm") / "e2e-values.yaml"
     values.write_text(yaml.safe_dump(prepare.helm_values()))
     _helm(

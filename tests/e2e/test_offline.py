@@ -183,4 +183,10 @@ def test_workflow_prepares_and_runs_the_suite() -> None:
         assert "python -m tests.e2e.prepare" in runs[job], f"{job} does not build kind, helm and the images"
         uses = [step.get("uses", "") for step in workflow["jobs"][job]["steps"]]
         assert any(u.startswith("actions/setup-go@") for u in uses), f"{job} has no Go to build kind and helm"
+        suite = next(
+            step for step in workflow["jobs"][job]["steps"] if "make test-e2e" in step.get("run", "")
+        )
+        assert suite.get("env", {}).get(prepare.REQUIRE_DOCKER), (
+            f"{job} would pass by skipping without Docker"
+        )
     assert any("make lint" in script for script in runs.values())
