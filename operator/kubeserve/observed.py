@@ -1,16 +1,26 @@
-"""What the operator has seen of the cluster, kept current by kopf's watches.
+"""What the operator has seen of the cluster, kept current by its watches.
 
 Planning and status read from here instead of calling the API server, so a
 reconcile costs no reads; only writes go out. Objects are indexed by namespace
 and by the service label, so a reconcile touches its own children only (never
-a scan of every object of a kind), and bodies are kept without what no reader
-needs (managed fields, a pod's spec), which is most of their size.
+a scan of every object of a kind).
+
+Each body is kept as compact JSON text, without what no reader needs (managed
+fields, a pod's spec and most of its status), and decoded when a reconcile
+asks for it. Parsed JSON costs several times its text in Python objects (a
+Deployment is about 24 KB of dicts and strings, 3 KB of text), and the view
+holds every child of every service for the operator's lifetime: kept parsed,
+a thousand services' children alone would be most of the operator's memory.
+A reconcile decodes only its own few objects, tens of microseconds each, and
+gets fresh dicts it may keep or change without touching the view.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubeserve.planning.naming import LABEL_SERVICE
@@ -19,8 +29,13 @@ Body = dict[str, Any]
 Key = tuple[str, str]
 """(namespace, name); namespace is "" for cluster-scoped objects."""
 
-UNREAD_FIELDS = {"Pod": frozenset({"spec"})}
-"""Top-level fields no reader of the view uses, by kind (a pod is judged by its labels and status)."""
+CHILD_KINDS = frozenset(
+    {"Deployment", "Service", "HorizontalPodAutoscaler", "Pod", "HTTPRoute", "VirtualService"}
+)
+"""Kinds Kubeserve creates (or whose pods it reads): no reader looks at annotations others set on them."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+POD_STATUS_READ = ("phase", "conditions")
+"""What status reads of a pod: its phase and conditions (scheduling, readiness and their messages)."""
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -28,44 +43,78 @@ def key_of(body: Mapping[str, Any]) -> Key:
     return metadata.get("namespace", ""), metadata["name"]
 
 
-def _slim(kind: str, body: Mapping[str, Any]) -> Body:
-    """A new top-level dict without managed fields or unread parts; nested values are shared, not copied.
+def slim(kind: str, body: Mapping[str, Any]) -> Body:
+    """A shallow copy without what no reader uses; nested values are shared with `body`, not copied.
 
-    Watch events are fresh objects that nobody mutates, so sharing them is safe
-    and a deep copy would only double what the view holds.
+    Managed fields are the API server's bookkeeping (often the biggest part of
+    a small object). A pod is read for its labels, phase and conditions only;
+    its spec and container statuses are most of its size. A child's
+    last-applied annotation (a kubectl apply by hand) is a copy of its spec.
     """
-    unread = UNREAD_FIELDS.get(kind, frozenset())
-    slim = {key: value for key, value in body.items() if key not in unread}
-    slim["metadata"] = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
-    return slim
+    out = dict(body)
+    metadata = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
+    annotations = metadata.get("annotations")
+    if kind in CHILD_KINDS and annotations and LAST_APPLIED in annotations:
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    out["metadata"] = metadata
+    if kind == "Pod":
+        out.pop("spec", None)
+        status = body.get("status") or {}
+        out["status"] = {key: status[key] for key in POD_STATUS_READ if key in status}
+    return out
 
 
-def _older(body: Mapping[str, Any], kept: Mapping[str, Any] | None) -> bool:
-    """Whether `body` is an older version of the `kept` object (same uid, lower resourceVersion).
-
-    resourceVersions are opaque by contract, but the API server hands out etcd
-    revisions; anything else that is not a number is never judged older.
-    """
-    if kept is None or body["metadata"].get("uid") != kept["metadata"].get("uid"):
-        return False
-    new, old = body["metadata"].get("resourceVersion", ""), kept["metadata"].get("resourceVersion", "")
-    return new.isdigit() and old.isdigit() and int(new) < int(old)
+def _version(value: str) -> int | None:
+    """A resourceVersion as a number: opaque by contract, but the API server hands out etcd revisions."""
+    return int(value) if value.isdigit() else None
 
 
-def _service_of(body: Mapping[str, Any]) -> str | None:
-    service: str | None = (body["metadata"].get("labels") or {}).get(LABEL_SERVICE)
-    return service
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One object as kept: what indexing and ordering need, and its body as JSON text."""
+
+    uid: str | None
+    version: str
+    service: str | None
+    owners: tuple[str, ...]
+    text: str
+
+    @classmethod
+    def of(cls, kind: str, body: Mapping[str, Any]) -> Entry:
+        metadata = body["metadata"]
+        return cls(
+            metadata.get("uid"),
+            metadata.get("resourceVersion", ""),
+            (metadata.get("labels") or {}).get(LABEL_SERVICE),
+            tuple(o.get("uid", "") for o in metadata.get("ownerReferences") or []),
+            json.dumps(slim(kind, body), separators=(",", ":")),
+        )
+
+    def body(self) -> Body:
+        decoded: Body = json.loads(self.text)
+        return decoded
+
+    def newer_than(self, uid: str | None, version: str) -> bool:
+        """Whether this is a later version of the object (same uid) than `version`; unknown is not."""
+        if uid is None or uid != self.uid:
+            return False
+        new, old = _version(version), _version(self.version)
+        return new is not None and old is not None and old > new
 
 
 class ClusterView:
     """The latest body of each watched object by kind and namespace, and the children of each service."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, dict[str, dict[str, Body]]] = defaultdict(lambda: defaultdict(dict))
-        self._children: dict[tuple[str, str, str], dict[str, Body]] = defaultdict(dict)
+        self._objects: dict[str, dict[str, dict[str, Entry]]] = defaultdict(lambda: defaultdict(dict))
+        self._children: dict[tuple[str, str, str], dict[str, Entry]] = defaultdict(dict)
 
-    def record(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+    def record(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Apply one watch event, or the object a write returned; DELETED forgets the object.
+
+        Returns whether the view changed: a body the view already holds (the
+        same resourceVersion, as when the watch brings back what a write
+        returned and was recorded) changes nothing, and nobody needs to act.
 
         The operator records what its own writes return, so that a reconcile
         right after a write does not act on the state before it (and write the
@@ -74,47 +123,53 @@ class ClusterView:
         older than the one kept is ignored.
         """
         namespace, name = key_of(body)
+        metadata = body["metadata"]
         in_namespace = self._objects[kind][namespace]
-        if event_type != "DELETED" and _older(body, in_namespace.get(name)):
-            return
-        previous = in_namespace.pop(name, None)
-        if previous is not None:
-            self._unindex(kind, namespace, name, previous)
+        kept = in_namespace.get(name)
+        if event_type != "DELETED" and kept is not None:
+            version = metadata.get("resourceVersion", "")
+            if kept.newer_than(metadata.get("uid"), version) or (
+                kept.uid == metadata.get("uid") and kept.version == version and version
+            ):
+                return False
+        if kept is not None:
+            del in_namespace[name]
+            self._unindex(kind, namespace, name, kept)
         if event_type == "DELETED":
             if not in_namespace:
                 del self._objects[kind][namespace]
-            return
-        slim = _slim(kind, body)
-        in_namespace[name] = slim
-        service = _service_of(slim)
-        if service is not None:
-            self._children[(kind, namespace, service)][name] = slim
+            return kept is not None
+        entry = Entry.of(kind, body)
+        in_namespace[name] = entry
+        if entry.service is not None:
+            self._children[(kind, namespace, entry.service)][name] = entry
+        return True
 
-    def _unindex(self, kind: str, namespace: str, name: str, body: Body) -> None:
-        service = _service_of(body)
-        if service is None:
+    def _unindex(self, kind: str, namespace: str, name: str, entry: Entry) -> None:
+        if entry.service is None:
             return
-        siblings = self._children[(kind, namespace, service)]
+        siblings = self._children[(kind, namespace, entry.service)]
         siblings.pop(name, None)
         if not siblings:
-            del self._children[(kind, namespace, service)]
+            del self._children[(kind, namespace, entry.service)]
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
-        return self._objects[kind].get(namespace, {}).get(name)
+        entry = self._objects[kind].get(namespace, {}).get(name)
+        return None if entry is None else entry.body()
+
+    def keys(self, kind: str, namespace: str | None = None) -> list[Key]:
+        """(namespace, name) of every object of `kind` (in `namespace`), without decoding a body."""
+        by_namespace = self._objects[kind]
+        spaces = [namespace] if namespace is not None else list(by_namespace)
+        return [(space, name) for space in spaces for name in by_namespace.get(space, {})]
 
     def all(self, kind: str, namespace: str | None = None) -> list[Body]:
         by_namespace = self._objects[kind]
         if namespace is not None:
-            return list(by_namespace.get(namespace, {}).values())
-        return [body for objects in by_namespace.values() for body in objects.values()]
+            return [entry.body() for entry in by_namespace.get(namespace, {}).values()]
+        return [entry.body() for objects in by_namespace.values() for entry in objects.values()]
 
     def owned_by(self, kind: str, namespace: str, service: str, uid: str | None) -> list[Body]:
         """Objects of `kind` labelled for `service`; with `uid`, only those it owns (never a stranger's)."""
         labelled = self._children.get((kind, namespace, service), {}).values()
-        if uid is None:
-            return list(labelled)
-        return [
-            body
-            for body in labelled
-            if any(o.get("uid") == uid for o in body["metadata"].get("ownerReferences") or [])
-        ]
+        return [entry.body() for entry in labelled if uid is None or uid in entry.owners]

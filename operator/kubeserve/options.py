@@ -17,6 +17,8 @@ class RunOptions:
     lease_name: str = "kubeserve-operator"
     lease_timing: LeaseTiming = field(default_factory=LeaseTiming)
     config_map: str | None = None
+    namespaces: tuple[str, ...] = ()
+    """Watch only these namespaces (and cluster-scoped objects); all namespaces when empty."""
 
     def __post_init__(self) -> None:
         if (self.leader_elect or self.config_map) and not self.operator_namespace:

@@ -101,7 +101,7 @@ class Reconciler:
         """Set while this replica may write: always without leader election, else while it leads."""
         self.active.set()
         self.synced = asyncio.Event()
-        """Set once the view holds every watched object (kopf's initial lists are done)."""
+        """Set once the view holds every watched object (every initial list is done): no reconcile before."""
         self._in_progress = 0
 
     def reconfigure(self, config: OperatorConfig) -> None:
@@ -162,6 +162,7 @@ class Reconciler:
         backoff = 0.5
         try:
             while key in self._dirty:
+                await self.synced.wait()  # a partial view would re-create children it has not seen yet
                 await self.active.wait()
                 started = time.monotonic()
                 try:

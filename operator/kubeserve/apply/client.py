@@ -195,6 +195,13 @@ class KubeApi:
         items: list[dict[str, Any]] = result["items"]
         return items
 
+    async def list_page(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """One page of a list (`limit`, `continue`), with the list's `resourceVersion` and `continue`."""
+        page: dict[str, Any] = await self._send("GET", resource.path(namespace), params=params)
+        return page
+
     async def apply(
         self, resource: Resource, obj: dict[str, Any], subresource: str | None = None
     ) -> dict[str, Any]:
@@ -251,9 +258,17 @@ class KubeApi:
             ) as response:
                 if response.status >= 400:
                     raise ApiError(response.status, await response.text())
-                async for line in response.content:
-                    if line.strip():
-                        yield json.loads(line)
+                # Not aiohttp's line iterator: it refuses lines over 128 KiB, and an event is a whole object.
+                pending = bytearray()
+                async for chunk in response.content.iter_any():
+                    pending += chunk
+                    if b"\n" not in chunk:
+                        continue
+                    *lines, rest = pending.split(b"\n")
+                    pending = bytearray(rest)
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
         except (TimeoutError, aiohttp.ClientError) as error:
             raise TransportError(f"watch {resource.plural}: {error!r}") from error
 

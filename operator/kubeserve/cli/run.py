@@ -95,6 +95,7 @@ def run(
                 duration=lease_duration, deadline=lease_duration * 2 / 3, retry=lease_duration / 7.5
             ),
             config_map=config_map,
+            namespaces=namespaces,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from error

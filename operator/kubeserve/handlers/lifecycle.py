@@ -7,18 +7,15 @@ from typing import Any
 
 import kopf
 
-from kubeserve.api.common import GROUP
 from kubeserve.apply.client import KubeApi, connection_info
 from kubeserve.config import load_config
-from kubeserve.handlers.watches import select_children
+from kubeserve.handlers.watches import follow_all, select_children
 from kubeserve.leadership import Leadership
 from kubeserve.live_config import ConfigMapSource
 from kubeserve.monitoring import serve
 from kubeserve.observed import ClusterView
 from kubeserve.options import RunOptions
 from kubeserve.reconciler import Reconciler
-
-SERVICES_CRD = f"inferenceservices.{GROUP}"
 
 
 class NoEssence(kopf.DiffBaseStorage):
@@ -65,6 +62,9 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         config = load_config()
     memo.view = ClusterView()
     reconciler = memo.reconciler = Reconciler(api, memo.view, config)
+    # Watches on a client of their own: their long-lived connections stay out of the writes' pool.
+    watches = follow_all(KubeApi.from_environment(logger), reconciler, options.namespaces)
+    loops.append(asyncio.create_task(watches, name="watches"))
     if source is not None:
         loops.append(asyncio.create_task(source.follow(reconciler.reconfigure), name="configuration watch"))
     if options.leader_elect and options.operator_namespace:
@@ -77,16 +77,6 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     memo.http = None
     if options.http_address:
         memo.http = await serve(options.http_address, reconciler, lambda: loops)
-
-
-@kopf.on.event(
-    "apiextensions.k8s.io", "v1", "customresourcedefinitions", when=lambda name, **_: name == SERVICES_CRD
-)
-async def synced(memo: Any, **_: Any) -> None:
-    """kopf holds every event handler until each index has its initial list: this one running means
-    the view is full. The InferenceService CRD is always there while the operator runs."""
-    reconciler: Reconciler = memo.reconciler
-    reconciler.synced.set()
 
 
 @kopf.on.cleanup()

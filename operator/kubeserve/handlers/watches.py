@@ -1,37 +1,63 @@
-"""Watch events: record what was seen, then mark the InferenceServices it concerns for reconciling.
+"""The watches that keep the view current and mark the InferenceServices each change concerns.
 
-Recording happens in kopf index handlers, and that is what keeps a restart
-silent: kopf holds back every other handler until each indexed resource has
-been listed, so the first reconcile already sees every child, pod and runtime,
-instead of finding "nothing there" and re-creating it. (Index handlers return
-nothing, so kopf's own indices stay empty; DELETED events, which skip indexing,
-are recorded by the event handler.)
+The operator lists and watches what it reads (InferenceServices, runtimes,
+ServiceAccounts, and the children with their pods) itself, on its own client,
+instead of through kopf. A restart has to be silent: the first reconcile must
+see every child, pod and runtime, or it finds "nothing there" and re-creates
+it. kopf can hold handlers back until every indexed resource is listed, but it
+does so by parking one worker per listed object, each holding its full body
+(managed fields, pod specs) until the last list is done: 60% of the operator's
+peak memory when it restarts among a thousand services. Here each page of a
+list is slimmed into the view as it arrives, one page at a time, and nothing
+is reconciled until every initial list is in (`Reconciler.synced`, also what
+/readyz reports); then every service is reconciled once.
 
-Children (and their pods) are watched through a server-side label selector, so
-the API server sends only objects that carry a service label: in a big cluster
-the operator never receives, parses or keeps anybody else's pods.
+A watch resumes from the last resourceVersion it saw (bookmarks keep that
+recent), and when the server no longer has it (410 Gone) the kind is listed
+again: objects missing from the new list were deleted meanwhile, and are
+forgotten as if their DELETED events had come.
+
+Children (and their pods) are listed and watched through a server-side label
+selector, so in a big cluster the operator never receives, parses or keeps
+anybody else's pods. Routes (whose CRDs may come and go) are still watched
+through kopf, in `traffic.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from kubeserve.api.common import GROUP, VERSION
+from kubeserve.apply.client import ApiError, KubeApi, TransportError
+from kubeserve.apply.resources import (
+    AUTOSCALER,
+    CLUSTER_SERVING_RUNTIME,
+    DEPLOYMENT,
+    HTTP_ROUTE,
+    INFERENCE_SERVICE,
+    SERVICE,
+    SERVING_RUNTIME,
+    VIRTUAL_SERVICE,
+    Resource,
+)
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.reconciler import Reconciler
 
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
 
-CHILD_RESOURCES = (
-    ("apps", "v1", "deployments", "Deployment"),
-    ("", "v1", "services", "Service"),
-    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
-    ("", "v1", "pods", "Pod"),
-)
-"""What the operator creates, and the pods its Deployments create."""
+PAGE_SIZE = 100
+"""Objects per list page: one page of pods, parsed, is a few MiB until it is slimmed into the view."""
+WATCH_SECONDS = 300
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+logger = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT = Resource("v1", "ServiceAccount", "serviceaccounts")
+POD = Resource("v1", "Pod", "pods")
 
 CHILD_FILTER = {LABEL_SERVICE: kopf.PRESENT}
 """The children's label, also checked client-side: the handlers read it, whatever the server sent."""
@@ -52,42 +78,165 @@ def _everywhere(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
 
 def _owner(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
     metadata = body["metadata"]
-    reconciler.enqueue(metadata["namespace"], metadata["labels"][LABEL_SERVICE])
+    service = (metadata.get("labels") or {}).get(LABEL_SERVICE)
+    if service:
+        reconciler.enqueue(metadata["namespace"], service)
 
 
-def _watch(kind: str, group: str, version: str, plural: str, enqueue: Enqueue, child: bool = False) -> None:
-    """Register the recording index handler and the enqueuing event handler of one resource."""
-    labels = CHILD_FILTER if child else None
+@dataclass(frozen=True)
+class Watched:
+    resource: Resource
+    enqueue: Enqueue
+    child: bool = False
+    """Children and pods: only those with the service label, selected by the server."""
 
-    @kopf.index(group, version, plural, id=f"view-{plural}", labels=labels)
-    async def record(body: kopf.Body, memo: Any, **_: Any) -> None:
-        reconciler: Reconciler = memo.reconciler
-        reconciler.view.record(kind, None, body)
 
-    @kopf.on.event(group, version, plural, id=f"enqueue-{plural}", labels=labels)
-    async def notice(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-        reconciler: Reconciler = memo.reconciler
-        if event["type"] == "DELETED":
-            reconciler.view.record(kind, "DELETED", event["object"])
-        enqueue(reconciler, event["object"])
+WATCHED = (
+    Watched(INFERENCE_SERVICE, _service),
+    Watched(SERVING_RUNTIME, _namespace),
+    Watched(CLUSTER_SERVING_RUNTIME, _everywhere),
+    Watched(SERVICE_ACCOUNT, _namespace),
+    Watched(DEPLOYMENT, _owner, child=True),
+    Watched(SERVICE, _owner, child=True),
+    Watched(AUTOSCALER, _owner, child=True),
+    Watched(POD, _owner, child=True),
+)
+"""What the operator reads: its API, what plans read, what it creates, and the pods its Deployments create."""
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+class Follower:
+    """List, then watch, one resource in one namespace (or all), into the view; re-list after a 410."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        reconciler: Reconciler,
+        watched: Watched,
+        namespace: str | None,
+        listing: asyncio.Lock,
+    ) -> None:
+        self.api = api
+        self.reconciler = reconciler
+        self.watched = watched
+        self.namespace = namespace if watched.resource.namespaced else None
+        self.listing = listing
+        """Shared by every follower: one page in memory at a time, however many kinds list at once."""
+        self.listed = asyncio.Event()
+        self.selector = {"labelSelector": LABEL_SERVICE} if watched.child else {}
+
+    def _changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        resource = self.watched.resource
+        if self.reconciler.view.record(resource.kind, event_type, body) and self.reconciler.synced.is_set():
+            self.watched.enqueue(self.reconciler, body)
+
+    async def run(self) -> None:
+        version: str | None = None
+        failures = 0
+        while True:
+            try:
+                if version is None:
+                    version = await self._list()
+                    self.listed.set()
+                version = await self._watch(version)
+                failures = 0
+            except Gone:
+                logger.info("%s: watch expired, listing again", self.watched.resource.plural)
+                version = None
+            except (ApiError, TransportError, ValueError) as error:
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                logger.warning("watching %s: %s; again in %.1fs", self.watched.resource.plural, error, delay)
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> str:
+        """List in pages into the view; forget what the list no longer has. Returns the list's version."""
+        resource = self.watched.resource
+        seen: set[tuple[str, str]] = set()
+        params = {**self.selector, "limit": str(PAGE_SIZE)}
+        version = ""
+        while True:
+            async with self.listing:
+                try:
+                    page = await self.api.list_page(resource, self.namespace, params)
+                except ApiError as error:
+                    if error.status == 410 and "continue" in params:  # the snapshot expired: start over
+                        params = {**self.selector, "limit": str(PAGE_SIZE)}
+                        seen.clear()
+                        continue
+                    raise
+                version = version or page["metadata"]["resourceVersion"]
+                for item in page["items"]:
+                    metadata = item["metadata"]
+                    seen.add((metadata.get("namespace", ""), metadata["name"]))
+                    self._changed(None, {"apiVersion": page.get("apiVersion"), "kind": resource.kind, **item})
+                following = page["metadata"].get("continue")
+                del page
+            if not following:
+                break
+            params = {**params, "continue": following}
+        for key in set(self.reconciler.view.keys(resource.kind, self.namespace)) - seen:
+            gone = self.reconciler.view.get(resource.kind, *key)
+            if gone is not None:
+                self._changed("DELETED", gone)
+        return version
+
+    async def _watch(self, version: str) -> str:
+        """Follow the watch until the server ends it; returns the last resourceVersion seen."""
+        resource = self.watched.resource
+        params = {**self.selector, "resourceVersion": version, "timeoutSeconds": str(WATCH_SECONDS)}
+        async for event in self.api.watch(resource, self.namespace, params):
+            body = event["object"]
+            if event["type"] == "ERROR":
+                if body.get("code") == 410:
+                    raise Gone
+                raise ApiError(body.get("code", 500), body.get("message", str(body)))
+            version = body["metadata"].get("resourceVersion") or version
+            if event["type"] != "BOOKMARK":
+                self._changed(event["type"], body)
+        return version
+
+
+async def follow_all(api: KubeApi, reconciler: Reconciler, namespaces: tuple[str, ...] = ()) -> None:
+    """Keep the view current until cancelled; once every kind is listed, mark synced and reconcile all.
+
+    Nothing reconciles before that, so a restart's first reconcile of a
+    service sees its every child and pod, and writes nothing.
+    """
+    listing = asyncio.Lock()
+    scopes: list[str | None] = list(namespaces) or [None]
+    followers = [
+        Follower(api, reconciler, watched, namespace, listing)
+        for watched in WATCHED
+        for namespace in (scopes if watched.resource.namespaced else [None])
+    ]
+    tasks = [asyncio.create_task(f.run(), name=f"watch {f.watched.resource.plural}") for f in followers]
+    try:
+        for follower in followers:
+            await follower.listed.wait()
+        logger.info("every watched kind is listed: reconciling every service")
+        reconciler.synced.set()
+        reconciler.enqueue_all()
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await api.close()
 
 
 def select_children(settings: kopf.OperatorSettings) -> None:
-    """Have the API server filter children by the service label (kopf's `labels=` filters client-side)."""
-    for group, version, plural, _ in CHILD_RESOURCES:
-        settings.watching.label_selectors[group, version, plural] = LABEL_SERVICE
+    """Have the API server filter kopf's route watches by the service label (`labels=` is client-side)."""
+    for resource in (HTTP_ROUTE, VIRTUAL_SERVICE):
+        group, version = resource.api_version.split("/")
+        settings.watching.label_selectors[group, version, resource.plural] = LABEL_SERVICE
 
 
 async def _child(kind: str, event: kopf.RawEvent, body: kopf.Body, memo: Any) -> None:
-    """Record a child of a kind watched outside this module, and mark its service."""
+    """Record a child of a kind kopf watches (a route), and mark its service once the view is synced."""
     reconciler: Reconciler = memo.reconciler
-    reconciler.view.record(kind, event.get("type"), event["object"])
-    _owner(reconciler, event["object"])
-
-
-_watch("InferenceService", GROUP, VERSION, "inferenceservices", _service)
-_watch("ServingRuntime", GROUP, VERSION, "servingruntimes", _namespace)
-_watch("ClusterServingRuntime", GROUP, VERSION, "clusterservingruntimes", _everywhere)
-_watch("ServiceAccount", "", "v1", "serviceaccounts", _namespace)
-for _group, _version, _plural, _kind in CHILD_RESOURCES:
-    _watch(_kind, _group, _version, _plural, _owner, child=True)
+    if reconciler.view.record(kind, event.get("type"), event["object"]) and reconciler.synced.is_set():
+        _owner(reconciler, event["object"])
