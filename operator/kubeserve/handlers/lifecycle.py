@@ -9,7 +9,7 @@ import kopf
 
 from kubeserve.apply.client import KubeApi, connection_info
 from kubeserve.config import load_config
-from kubeserve.handlers.watches import follow_all, select_children
+from kubeserve.handlers.watches import follow_all
 from kubeserve.leadership import Leadership
 from kubeserve.live_config import ConfigMapSource
 from kubeserve.monitoring import serve
@@ -49,7 +49,6 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     # Initial lists in pages: a thousand pods in one response is one big string and parse at once.
     settings.watching.chunk_size = 200
     settings.persistence.diffbase_storage = NoEssence()
-    select_children(settings)
     options: RunOptions = memo.options
     api = KubeApi.from_environment(logger)
     loops: list[asyncio.Task[None]] = []

@@ -1,8 +1,7 @@
-"""Traffic backends: their CRDs coming and going, and the routes Kubeserve owns.
+"""Traffic backends: their CRDs coming and going.
 
-kopf starts and stops the route watches as their CRDs appear and disappear;
-the CRD watch tells the reconciler, which then re-plans every service for the
-backend now in effect.
+The CRD watch tells the reconciler, which then re-plans every service for the
+backend now in effect. The routes themselves are followed in `watches.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from typing import Any
 import kopf
 
 from kubeserve.apply.resources import HTTP_ROUTE, VIRTUAL_SERVICE, Resource
-from kubeserve.handlers.watches import CHILD_FILTER, _child
 from kubeserve.reconciler import Reconciler
 
 TRAFFIC_CRDS = {f"{r.plural}.{r.api_version.split('/')[0]}": r for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
@@ -40,13 +38,3 @@ async def traffic_crd(event: kopf.RawEvent, body: kopf.Body, name: str, memo: An
     resource = TRAFFIC_CRDS[name]
     reconciler: Reconciler = memo.reconciler
     reconciler.traffic_resource_changed(resource, _served(resource, event.get("type"), body))
-
-
-@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=CHILD_FILTER)
-async def http_route(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _child(HTTP_ROUTE.kind, event, body, memo)
-
-
-@kopf.on.event("networking.istio.io", "v1", "virtualservices", labels=CHILD_FILTER)
-async def virtual_service(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _child(VIRTUAL_SERVICE.kind, event, body, memo)

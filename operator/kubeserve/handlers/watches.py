@@ -19,19 +19,19 @@ forgotten as if their DELETED events had come.
 
 Children (and their pods) are listed and watched through a server-side label
 selector, so in a big cluster the operator never receives, parses or keeps
-anybody else's pods. Routes (whose CRDs may come and go) are still watched
-through kopf, in `traffic.py`.
+anybody else's pods. Routes are followed the same way when their CRDs are
+installed; kopf's watch of those CRDs (`traffic.py`) tells the reconciler when
+one comes or goes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import kopf
 
 from kubeserve.apply.client import ApiError, KubeApi, TransportError
 from kubeserve.apply.resources import (
@@ -54,13 +54,12 @@ PAGE_SIZE = 100
 """Objects per list page: one page of pods, parsed, is a few MiB until it is slimmed into the view."""
 WATCH_SECONDS = 300
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+UNSERVED_SECONDS = 30.0
+"""How often a missing route CRD is looked for (the reconciler learns of it at once, by kopf's CRD watch)."""
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT = Resource("v1", "ServiceAccount", "serviceaccounts")
 POD = Resource("v1", "Pod", "pods")
-
-CHILD_FILTER = {LABEL_SERVICE: kopf.PRESENT}
-"""The children's label, also checked client-side: the handlers read it, whatever the server sent."""
 
 
 def _service(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
@@ -89,6 +88,8 @@ class Watched:
     enqueue: Enqueue
     child: bool = False
     """Children and pods: only those with the service label, selected by the server."""
+    optional: bool = False
+    """A CRD that may be missing (routes): then there is nothing to list, and it is asked again later."""
 
 
 WATCHED = (
@@ -100,8 +101,45 @@ WATCHED = (
     Watched(SERVICE, _owner, child=True),
     Watched(AUTOSCALER, _owner, child=True),
     Watched(POD, _owner, child=True),
+    Watched(HTTP_ROUTE, _owner, child=True, optional=True),
+    Watched(VIRTUAL_SERVICE, _owner, child=True, optional=True),
 )
 """What the operator reads: its API, what plans read, what it creates, and the pods its Deployments create."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The namespaces followed, as `kubeserve run --namespace` gives them (kopf's syntax for kopf's watches).
+
+    Each pattern is a comma-separated list of globs, `!` excluding; a first
+    exclusion implies a leading `*`; a later inclusion only re-admits what an
+    exclusion took out. Plain names are listed and watched one by one; any
+    pattern means one cluster-wide watch whose events are filtered here.
+    """
+
+    patterns: tuple[str, ...] = ()
+
+    def namespaces(self) -> list[str | None]:
+        """Where to list and watch namespaced kinds; None is every namespace."""
+        if self.patterns and not any(set(p) & set("*?!,") for p in self.patterns):
+            return list(self.patterns)
+        return [None]
+
+    def wanted(self, namespace: str | None) -> bool:
+        return not namespace or not self.patterns or any(_matches(namespace, p) for p in self.patterns)
+
+
+def _matches(namespace: str, pattern: str) -> bool:
+    globs = [glob.strip() for glob in pattern.split(",")]
+    if globs[0].startswith("!"):
+        globs.insert(0, "*")
+    matches = first = fnmatch.fnmatchcase(namespace, globs[0])
+    for glob in globs[1:]:
+        if glob.startswith("!"):
+            matches = matches and not fnmatch.fnmatchcase(namespace, glob[1:])
+        else:
+            matches = matches or (first and fnmatch.fnmatchcase(namespace, glob))
+    return matches
 
 
 class Gone(Exception):
@@ -117,12 +155,14 @@ class Follower:
         reconciler: Reconciler,
         watched: Watched,
         namespace: str | None,
+        scope: Scope,
         listing: asyncio.Lock,
     ) -> None:
         self.api = api
         self.reconciler = reconciler
         self.watched = watched
         self.namespace = namespace if watched.resource.namespaced else None
+        self.scope = scope
         self.listing = listing
         """Shared by every follower: one page in memory at a time, however many kinds list at once."""
         self.listed = asyncio.Event()
@@ -146,11 +186,26 @@ class Follower:
             except Gone:
                 logger.info("%s: watch expired, listing again", self.watched.resource.plural)
                 version = None
-            except (ApiError, TransportError, ValueError) as error:
-                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
-                logger.warning("watching %s: %s; again in %.1fs", self.watched.resource.plural, error, delay)
-                await asyncio.sleep(delay)
+            except ApiError as error:
+                if error.status == 410:  # a watch may also be refused outright for a version too old
+                    version = None
+                    continue
+                if error.status != 404 or not self.watched.optional:
+                    failures = await self._failed(error, failures)
+                    continue
+                self._forget(set())  # not served: its CRD is not installed, or went with its objects
+                self.listed.set()
+                version = None
+                await asyncio.sleep(UNSERVED_SECONDS)
+            except (TransportError, ValueError) as error:
+                failures = await self._failed(error, failures)
+
+    async def _failed(self, error: Exception, failures: int) -> int:
+        """Wait before trying again, longer after each failure in a row; returns the new count."""
+        delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+        logger.warning("watching %s: %s; again in %.1fs", self.watched.resource.plural, error, delay)
+        await asyncio.sleep(delay)
+        return failures + 1
 
     async def _list(self) -> str:
         """List in pages into the view; forget what the list no longer has. Returns the list's version."""
@@ -171,18 +226,26 @@ class Follower:
                 version = version or page["metadata"]["resourceVersion"]
                 for item in page["items"]:
                     metadata = item["metadata"]
-                    seen.add((metadata.get("namespace", ""), metadata["name"]))
-                    self._changed(None, {"apiVersion": page.get("apiVersion"), "kind": resource.kind, **item})
+                    if self.scope.wanted(metadata.get("namespace")):
+                        seen.add((metadata.get("namespace", ""), metadata["name"]))
+                        self._changed(
+                            None, {"apiVersion": page.get("apiVersion"), "kind": resource.kind, **item}
+                        )
                 following = page["metadata"].get("continue")
                 del page
             if not following:
                 break
             params = {**params, "continue": following}
-        for key in set(self.reconciler.view.keys(resource.kind, self.namespace)) - seen:
-            gone = self.reconciler.view.get(resource.kind, *key)
-            if gone is not None:
-                self._changed("DELETED", gone)
+        self._forget(seen)
         return version
+
+    def _forget(self, seen: set[tuple[str, str]]) -> None:
+        """Objects in the view (in this follower's namespace) that a new list no longer has were deleted."""
+        kind = self.watched.resource.kind
+        for key in set(self.reconciler.view.keys(kind, self.namespace)) - seen:
+            gone = self.reconciler.view.get(kind, *key)
+            if gone is not None and self.scope.wanted(key[0] or None):
+                self._changed("DELETED", gone)
 
     async def _watch(self, version: str) -> str:
         """Follow the watch until the server ends it; returns the last resourceVersion seen."""
@@ -195,7 +258,7 @@ class Follower:
                     raise Gone
                 raise ApiError(body.get("code", 500), body.get("message", str(body)))
             version = body["metadata"].get("resourceVersion") or version
-            if event["type"] != "BOOKMARK":
+            if event["type"] != "BOOKMARK" and self.scope.wanted(body["metadata"].get("namespace")):
                 self._changed(event["type"], body)
         return version
 
@@ -207,11 +270,11 @@ async def follow_all(api: KubeApi, reconciler: Reconciler, namespaces: tuple[str
     service sees its every child and pod, and writes nothing.
     """
     listing = asyncio.Lock()
-    scopes: list[str | None] = list(namespaces) or [None]
+    scope = Scope(namespaces)
     followers = [
-        Follower(api, reconciler, watched, namespace, listing)
+        Follower(api, reconciler, watched, namespace, scope, listing)
         for watched in WATCHED
-        for namespace in (scopes if watched.resource.namespaced else [None])
+        for namespace in (scope.namespaces() if watched.resource.namespaced else [None])
     ]
     tasks = [asyncio.create_task(f.run(), name=f"watch {f.watched.resource.plural}") for f in followers]
     try:
@@ -226,17 +289,3 @@ async def follow_all(api: KubeApi, reconciler: Reconciler, namespaces: tuple[str
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await api.close()
-
-
-def select_children(settings: kopf.OperatorSettings) -> None:
-    """Have the API server filter kopf's route watches by the service label (`labels=` is client-side)."""
-    for resource in (HTTP_ROUTE, VIRTUAL_SERVICE):
-        group, version = resource.api_version.split("/")
-        settings.watching.label_selectors[group, version, resource.plural] = LABEL_SERVICE
-
-
-async def _child(kind: str, event: kopf.RawEvent, body: kopf.Body, memo: Any) -> None:
-    """Record a child of a kind kopf watches (a route), and mark its service once the view is synced."""
-    reconciler: Reconciler = memo.reconciler
-    if reconciler.view.record(kind, event.get("type"), event["object"]) and reconciler.synced.is_set():
-        _owner(reconciler, event["object"])

@@ -1,0 +1,177 @@
+"""The view: what it keeps of a body, which version wins, and how the watches fill and correct it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from kubeserve.apply.client import ApiError
+from kubeserve.apply.resources import DEPLOYMENT, Resource
+from kubeserve.config import OperatorConfig
+from kubeserve.handlers.watches import Follower, Scope, Watched, _owner
+from kubeserve.observed import LAST_APPLIED, ClusterView, slim
+from kubeserve.planning.naming import LABEL_SERVICE
+from kubeserve.reconciler import Reconciler
+
+
+def body(
+    name: str, version: str, uid: str = "u-1", service: str | None = "iris", **extra: Any
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": "ns",
+        "uid": uid,
+        "resourceVersion": version,
+        "managedFields": [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}],
+        "ownerReferences": [{"uid": "isvc-uid"}],
+    }
+    if service:
+        metadata["labels"] = {LABEL_SERVICE: service}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, **extra}
+
+
+def test_a_pod_keeps_its_labels_phase_and_conditions_only() -> None:
+    pod = body("p", "1", spec={"containers": [{"image": "x"}]})
+    pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready"}], "containerStatuses": [{}]}
+    kept = slim("Pod", pod)
+    assert kept["status"] == {"phase": "Running", "conditions": [{"type": "Ready"}]}
+    assert "spec" not in kept and "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["labels"] == {LABEL_SERVICE: "iris"}
+    assert "managedFields" in pod["metadata"] and "spec" in pod, "the event's own body is left alone"
+
+
+def test_a_childs_last_applied_annotation_goes_but_a_services_stays() -> None:
+    annotations = {LAST_APPLIED: "{...}", "mine": "kept"}
+    child = body("d", "1")
+    child["metadata"]["annotations"] = annotations
+    assert slim("Deployment", child)["metadata"]["annotations"] == {"mine": "kept"}
+    assert slim("InferenceService", child)["metadata"]["annotations"] == annotations
+
+
+def test_each_read_is_a_fresh_copy() -> None:
+    view = ClusterView()
+    view.record("Deployment", None, body("d", "1", spec={"replicas": 1}))
+    view.get("Deployment", "ns", "d")["spec"]["replicas"] = 5  # type: ignore[index]
+    assert view.get("Deployment", "ns", "d")["spec"] == {"replicas": 1}  # type: ignore[index]
+
+
+def test_an_older_or_the_same_version_changes_nothing() -> None:
+    view = ClusterView()
+    assert view.record("Deployment", None, body("d", "7", spec={"replicas": 2}))
+    assert not view.record("Deployment", "MODIFIED", body("d", "6", spec={"replicas": 1}))
+    assert not view.record("Deployment", "MODIFIED", body("d", "7", spec={"replicas": 2}))
+    assert view.get("Deployment", "ns", "d")["spec"] == {"replicas": 2}  # type: ignore[index]
+    assert view.record("Deployment", None, body("d", "3", uid="u-2")), "a new object of the same name"
+    assert view.record("Deployment", "DELETED", body("d", "3", uid="u-2"))
+    assert view.get("Deployment", "ns", "d") is None
+    assert not view.record("Deployment", "DELETED", body("d", "3", uid="u-2")), "already gone"
+
+
+def test_children_by_service_and_owner() -> None:
+    view = ClusterView()
+    view.record("Deployment", None, body("a", "1"))
+    view.record("Deployment", None, body("b", "1", uid="u-2", service="other"))
+    view.record(
+        "Deployment",
+        None,
+        {
+            **body("c", "1", uid="u-3"),
+            "metadata": {**body("c", "1", uid="u-3")["metadata"], "ownerReferences": [{"uid": "stranger"}]},
+        },
+    )
+    assert [d["metadata"]["name"] for d in view.owned_by("Deployment", "ns", "iris", "isvc-uid")] == ["a"]
+    assert {d["metadata"]["name"] for d in view.owned_by("Deployment", "ns", "iris", None)} == {"a", "c"}
+    view.record("Deployment", "DELETED", body("a", "2"))
+    assert view.owned_by("Deployment", "ns", "iris", "isvc-uid") == []
+    assert sorted(view.keys("Deployment")) == [("ns", "b"), ("ns", "c")]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "namespace", "wanted"),
+    [
+        ((), "any", True),
+        (("team-a", "team-b"), "team-b", True),
+        (("team-a",), "team-c", False),
+        (("team-*",), "team-c", True),
+        (("!kube-*",), "kube-system", False),
+        (("!kube-*",), "default", True),
+        (("myapp-*, !*-pr-*, *pr-123",), "myapp-pr-123", True),
+        (("myapp-*, !*-pr-*, *pr-123",), "myapp-pr-456", False),
+        (("myapp-*, !*-pr-*, *pr-123",), "otherapp-pr-123", False),
+    ],
+)
+def test_namespace_patterns_as_kopf_reads_them(
+    patterns: tuple[str, ...], namespace: str, wanted: bool
+) -> None:
+    assert Scope(patterns).wanted(namespace) is wanted
+    assert Scope(patterns).wanted(None), "cluster-scoped objects are always followed"
+
+
+def test_plain_names_are_watched_one_by_one_and_patterns_cluster_wide() -> None:
+    assert Scope(("a", "b")).namespaces() == ["a", "b"]
+    assert Scope(("a", "team-*")).namespaces() == [None]
+    assert Scope().namespaces() == [None]
+
+
+class Lists:
+    """Our API client's list and watch, answered from a script: the 410 paths a live cluster rarely shows."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]], watch: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.events = watch
+        self.calls: list[dict[str, str]] = []
+        self.expire_first_continue = True
+
+    async def list_page(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> dict[str, Any]:
+        self.calls.append(params)
+        if "continue" in params and self.expire_first_continue:
+            self.expire_first_continue = False
+            raise ApiError(410, "The provided continue parameter is too old")
+        index = int(params.get("continue", "0"))
+        following = str(index + 1) if index + 1 < len(self.pages) else ""
+        return {
+            "apiVersion": "apps/v1",
+            "metadata": {"resourceVersion": "50", "continue": following},
+            "items": self.pages[index],
+        }
+
+    async def watch(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        for event in self.events:
+            yield event
+        self.events = [{"type": "ERROR", "object": {"code": 410}}]
+
+
+def test_lists_in_pages_starts_over_when_a_page_expires_and_forgets_what_a_new_list_lacks() -> None:
+    async def scenario() -> tuple[Reconciler, Lists, list[tuple[str, str]]]:
+        view = ClusterView()
+        view.record("Deployment", None, body("deleted-while-away", "3", uid="u-9"))
+        item = body("a", "10")
+        del item["apiVersion"], item["kind"]  # list items carry neither
+        api = Lists(
+            [[item], [{**item, "metadata": {**item["metadata"], "name": "b", "uid": "u-2"}}]],
+            [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "60"}}}],
+        )
+        reconciler = Reconciler(api, view, OperatorConfig())  # type: ignore[arg-type]
+        follower = Follower(
+            api, reconciler, Watched(DEPLOYMENT, _owner, child=True), None, Scope(), asyncio.Lock()
+        )  # type: ignore[arg-type]
+        version = await follower._list()
+        assert version == "50"
+        assert await follower._watch(version) == "60"
+        enqueued: list[tuple[str, str]] = []
+        reconciler.enqueue = lambda namespace, name: enqueued.append((namespace, name))  # type: ignore[method-assign]
+        return reconciler, api, enqueued
+
+    reconciler, api, enqueued = asyncio.run(scenario())
+    assert [c.get("continue") for c in api.calls] == [None, "1", None, "1"]
+    assert all(c["labelSelector"] == LABEL_SERVICE for c in api.calls)
+    assert sorted(reconciler.view.keys("Deployment")) == [("ns", "a"), ("ns", "b")]
+    assert reconciler.view.get("Deployment", "ns", "a")["kind"] == "Deployment"  # type: ignore[index]
+    assert enqueued == [], "nothing is reconciled before every kind is listed"
