@@ -287,6 +287,7 @@ def measure_batch(state: ClusterState, operator: Operator, size: int) -> dict[st
         "writes_per_service": len(writes) / size,
         "quiet_writes": len(quiet_writes),
         "peak_rss_mb": operator.peak_rss_mb(),
+        "load_average_1m": os.getloadavg()[0],
     }
     print(f"\n== {size} services ==", flush=True)
     for key, value in figures.items():
@@ -317,6 +318,7 @@ def measure_restart(
             "all_reexamined_s": examined,
             "writes": len(writes),
             "peak_rss_mb": operator.peak_rss_mb(),
+            "load_average_1m": os.getloadavg()[0],
         }
     finally:
         operator.stop()
