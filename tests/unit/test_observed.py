@@ -133,10 +133,11 @@ class Lists:
             self.expire_first_continue = False
             raise ApiError(410, "The provided continue parameter is too old")
         index = int(params.get("continue", "0"))
+        snapshot = "40" if self.expire_first_continue else "50"
         following = str(index + 1) if index + 1 < len(self.pages) else ""
         return {
             "apiVersion": "apps/v1",
-            "metadata": {"resourceVersion": "50", "continue": following},
+            "metadata": {"resourceVersion": snapshot, "continue": following},
             "items": self.pages[index],
         }
 

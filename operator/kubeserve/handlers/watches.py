@@ -221,6 +221,7 @@ class Follower:
                     if error.status == 410 and "continue" in params:  # the snapshot expired: start over
                         params = {**self.selector, "limit": str(PAGE_SIZE)}
                         seen.clear()
+                        version = ""
                         continue
                     raise
                 version = version or page["metadata"]["resourceVersion"]
