@@ -21,7 +21,7 @@ from kubeserve.reconciler import Reconciler
 class NoEssence(kopf.DiffBaseStorage):
     """No diff base: kopf would deep-copy every body of every event to diff it for change handlers.
 
-    The operator has none (only index and event handlers), so that copy, most
+    The operator has none (only event handlers, on CRDs), so that copy, most
     of kopf's CPU per event, is skipped.
     """
 
@@ -46,8 +46,6 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     # and kopf's own handler-log events are off (the reconciler posts the events that matter).
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
-    # Initial lists in pages: a thousand pods in one response is one big string and parse at once.
-    settings.watching.chunk_size = 200
     settings.persistence.diffbase_storage = NoEssence()
     options: RunOptions = memo.options
     api = KubeApi.from_environment(logger)
