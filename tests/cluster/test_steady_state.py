@@ -24,7 +24,7 @@ from tests.operator_run import running_operator
 from tests.polling import eventually
 
 QUIET_WINDOW = 5.0
-"""Seconds of watching for writes: far longer than a reconcile, and than kopf's 5 s idle worker timeout."""
+"""Seconds of watching for writes: far longer than a reconcile."""
 SETTLE = 2.0
 """A service counts as settled once the operator has sent it nothing for this long."""
 
