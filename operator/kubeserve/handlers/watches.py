@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
 PAGE_SIZE = 100
 """Objects per list page: one page of pods, parsed, is a few MiB until it is slimmed into the view."""
 WATCH_SECONDS = 300
+MIN_WATCH_SECONDS = 1.0
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 UNSERVED_SECONDS = 30.0
 """How often a missing route CRD is looked for (the reconciler learns of it at once, by kopf's CRD watch)."""
@@ -181,8 +183,11 @@ class Follower:
                 if version is None:
                     version = await self._list()
                     self.listed.set()
+                started = time.monotonic()
                 version = await self._watch(version)
                 failures = 0
+                if time.monotonic() - started < MIN_WATCH_SECONDS:  # never a tight loop of empty watches
+                    await asyncio.sleep(MIN_WATCH_SECONDS)
             except Gone:
                 logger.info("%s: watch expired, listing again", self.watched.resource.plural)
                 version = None
