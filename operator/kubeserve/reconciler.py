@@ -149,8 +149,8 @@ class Reconciler:
             self._running[key] = asyncio.create_task(self._work(key), name=f"reconcile {namespace}/{name}")
 
     def enqueue_all(self, namespace: str | None = None) -> None:
-        for body in self.view.all("InferenceService", namespace):
-            self.enqueue(body["metadata"]["namespace"], body["metadata"]["name"])
+        for key in self.view.keys("InferenceService", namespace):  # names only: no body decoded
+            self.enqueue(*key)
 
     async def stop(self) -> None:
         tasks = list(self._running.values())
