@@ -29,8 +29,11 @@ cluster-down: $(BIN)/kubeserve
 ## The main job: the local control plane (started if needed), Kubeserve's CRDs and runtimes, the operator.
 run: $(BIN)/kubeserve build
 	$(BIN)/kubeserve dev up --reuse
+	kubectl --kubeconfig $$($(BIN)/kubeserve dev kubeconfig) apply --server-side --force-conflicts -f crds/
+	kubectl --kubeconfig $$($(BIN)/kubeserve dev kubeconfig) wait --for condition=Established \
+		--timeout 60s -f crds/
 	kubectl --kubeconfig $$($(BIN)/kubeserve dev kubeconfig) apply --server-side --force-conflicts \
-		-f crds/ -f manifests/runtimes/
+		-f manifests/runtimes/
 	KUBECONFIG=$$($(BIN)/kubeserve dev kubeconfig) $(BIN)/kubeserve run
 
 ## Regenerate the CRD YAML in crds/ from the API models, and the chart's copies of it.
