@@ -95,6 +95,19 @@ def _apply_files(kubeconfig: str, *paths: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def pod_image() -> str:
+    """An image for pods that must run: kwok runs any container without pulling, so none is real.
+    The kind suite overrides it with an image its nodes hold."""
+    return "registry.invalid/model:1"
+
+
+@pytest.fixture(scope="session")
+def pod_start_timeout() -> float:
+    """Seconds for a pod to be scheduled and Running: kwok is instant, kind starts containers."""
+    return 30.0
+
+
+@pytest.fixture(scope="session")
 def installed(kubeconfig: str, kube: k8s.ApiClient) -> None:
     """Kubeserve's CRDs (Established) and the shipped ClusterServingRuntimes, as an install has them."""
     _apply_files(kubeconfig, REPO / "crds")

@@ -10,14 +10,23 @@ from kubeserve.devcluster.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tests.polling import eventually
 
 
-def _pod(name: str, gpu: bool, tolerate: bool) -> dict[str, Any]:
-    resources = {"limits": {GPU_RESOURCE: "1"}} if gpu else {}
-    spec: dict[str, Any] = {
-        "containers": [{"name": "main", "image": "registry.invalid/model:1", "resources": resources}]
-    }
+def _spec(image: str, gpu: bool = False, tolerate: bool = False) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": image, "imagePullPolicy": "IfNotPresent"}
+    if gpu:
+        container["resources"] = {"limits": {GPU_RESOURCE: "1"}}
+    spec: dict[str, Any] = {"containers": [container]}
     if tolerate:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    return spec
+
+
+def _pod(name: str, image: str, gpu: bool, tolerate: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": _spec(image, gpu, tolerate),
+    }
 
 
 def _node_labels(core: k8s.CoreV1Api, node: str) -> dict[str, str]:
@@ -33,7 +42,9 @@ def test_nodes_are_ready_cpu_and_gpu(kube: k8s.ApiClient) -> None:
     assert all(any(t.key == GPU_RESOURCE and t.effect == "NoSchedule" for t in n.spec.taints) for n in gpu)
 
 
-def test_deployment_rolls_out_on_cpu_nodes(kube: k8s.ApiClient, namespace: str) -> None:
+def test_deployment_rolls_out_on_cpu_nodes(
+    kube: k8s.ApiClient, namespace: str, pod_image: str, pod_start_timeout: float
+) -> None:
     apps, core = k8s.AppsV1Api(kube), k8s.CoreV1Api(kube)
     labels = {"app": "smoke"}
     apps.create_namespaced_deployment(
@@ -45,10 +56,7 @@ def test_deployment_rolls_out_on_cpu_nodes(kube: k8s.ApiClient, namespace: str) 
             "spec": {
                 "replicas": 2,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "main", "image": "registry.invalid/web:1"}]},
-                },
+                "template": {"metadata": {"labels": labels}, "spec": _spec(pod_image)},
             },
         },
     )
@@ -60,7 +68,7 @@ def test_deployment_rolls_out_on_cpu_nodes(kube: k8s.ApiClient, namespace: str) 
             and status.ready_replicas == 2
         )
 
-    eventually(available, what="Deployment smoke to be Available with 2 ready replicas")
+    eventually(available, pod_start_timeout, what="Deployment smoke to be Available with 2 ready replicas")
     pods = core.list_namespaced_pod(namespace, label_selector="app=smoke").items
     assert len(pods) == 2
     for pod in pods:
@@ -68,19 +76,24 @@ def test_deployment_rolls_out_on_cpu_nodes(kube: k8s.ApiClient, namespace: str) 
         assert GPU_PRODUCT_LABEL not in _node_labels(core, pod.spec.node_name)
 
 
-def test_gpu_pod_with_toleration_lands_on_gpu_node(kube: k8s.ApiClient, namespace: str) -> None:
+def test_gpu_pod_with_toleration_lands_on_gpu_node(
+    kube: k8s.ApiClient, namespace: str, pod_image: str, pod_start_timeout: float
+) -> None:
     core = k8s.CoreV1Api(kube)
-    core.create_namespaced_pod(namespace, _pod("gpu", gpu=True, tolerate=True))
+    core.create_namespaced_pod(namespace, _pod("gpu", pod_image, gpu=True, tolerate=True))
     pod = eventually(
         lambda: (p := core.read_namespaced_pod("gpu", namespace)).status.phase == "Running" and p,
+        pod_start_timeout,
         what="the GPU pod to run",
     )
     assert _node_labels(core, pod.spec.node_name)[GPU_PRODUCT_LABEL].startswith("NVIDIA-")
 
 
-def test_gpu_pod_without_toleration_stays_pending_with_reason(kube: k8s.ApiClient, namespace: str) -> None:
+def test_gpu_pod_without_toleration_stays_pending_with_reason(
+    kube: k8s.ApiClient, namespace: str, pod_image: str
+) -> None:
     core = k8s.CoreV1Api(kube)
-    core.create_namespaced_pod(namespace, _pod("no-toleration", gpu=True, tolerate=False))
+    core.create_namespaced_pod(namespace, _pod("no-toleration", pod_image, gpu=True, tolerate=False))
 
     def unschedulable() -> Any:
         pod = core.read_namespaced_pod("no-toleration", namespace)

@@ -89,3 +89,25 @@ def kind_cluster() -> Iterator[KindCluster]:
 @pytest.fixture(scope="session")
 def kubeconfig(kind_cluster: KindCluster) -> str:
     return str(kind_cluster.kubeconfig_path)
+
+
+@pytest.fixture(scope="session")
+def pod_image(kubeconfig: str) -> str:
+    """The pause image, which the kind node image ships for pod sandboxes: present on every node,
+    never pulled (kwok's stand-in image exists in no registry)."""
+    core = k8s.CoreV1Api(k8s_config.new_client_from_config(kubeconfig))
+    names = {
+        name
+        for node in core.list_node().items
+        for image in node.status.images or []
+        for name in image.names or []
+    }
+    pause = sorted(n for n in names if "/pause:" in n and "@" not in n)
+    assert pause, f"no pause image in the nodes' image lists: {sorted(names)}"
+    return pause[-1]
+
+
+@pytest.fixture(scope="session")
+def pod_start_timeout() -> float:
+    """kind starts real containers, on a shared CI runner."""
+    return 120.0
