@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import os
 import shutil
 import signal
@@ -33,8 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconcile import (
-    RECONCILED,
     Batch,
+    Operator,
     admin_client,
     operator_requests,
     prepare,
@@ -50,47 +49,15 @@ LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/kubese
 TIMEOUT = 600.0
 
 
-class Replica:
-    """One `kubeserve run --leader-elect --debug` process, stopped by its own PID."""
+class Replica(Operator):
+    """A leader-elected `kubeserve run`; the Lease names it by host and PID."""
 
     def __init__(self, state: ClusterState, log: Path) -> None:
-        self.log = log
-        command = [sys.executable, "-m", "kubeserve.cli", "run", "--debug", "--leader-elect"]
-        self.started = time.time()
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*command, "--operator-namespace", NAMESPACE],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=os.environ | {"KUBECONFIG": state.kubeconfig},
-            )
+        super().__init__(state, log, args=("--leader-elect", "--operator-namespace", NAMESPACE))
 
     @property
     def identity(self) -> str:
-        return f"{os.uname().nodename}-{self.process.pid}"
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM")
-
-    def reconciled_since(self, moment: float) -> set[str]:
-        found = set()
-        for stamp, service in RECONCILED.findall(self.log.read_text(errors="replace")):
-            if datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp() >= moment:
-                found.add(service)
-        return found
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        return f"{os.uname().nodename}-{self.pid}"
 
 
 async def holder(state: ClusterState) -> str | None:
@@ -114,10 +81,10 @@ def take_over(state: ClusterState, replica: Replica, since: float, services: int
     tail = AuditTail(state.audit_log)
     wait_for("the lease", lambda: asyncio.run(holder(state)) == replica.identity)
     leading = time.time() - since
-    wait_for("every service re-examined", lambda: len(replica.reconciled_since(since)) >= services)
+    wait_for("every service re-examined", lambda: len(replica.reconciled(since)) >= services)
     examined = time.time() - since
     settle(state.audit_log)
-    writes = [r for r in operator_requests(tail, f"/{replica.process.pid})") if r.is_write]
+    writes = [r for r in operator_requests(tail, f"/{replica.pid})") if r.is_write]
     return {"lease_s": leading, "all_reexamined_s": examined, "writes": len(writes)}
 
 

@@ -100,11 +100,13 @@ def kubectl(state: ClusterState, *args: str) -> None:
 
 
 class Operator:
-    """`kubeserve run --debug` as a subprocess, stopped by its own PID."""
+    """`kubeserve run --debug [args]` as a subprocess, stopped by its own PID."""
 
-    def __init__(self, state: ClusterState, log: Path, profile: Path | None) -> None:
+    def __init__(
+        self, state: ClusterState, log: Path, profile: Path | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.log = log
-        command = [sys.executable, "-m", "kubeserve.cli", "run", "--debug"]
+        command = [sys.executable, "-m", "kubeserve.cli", "run", "--debug", *args]
         if profile is not None:
             # cProfile counts a coroutine only while it runs, so the figures are CPU, not awaiting.
             command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command[1:]]
@@ -129,17 +131,18 @@ class Operator:
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmHWM")
 
-    def reconciled(self) -> dict[str, float]:
-        """Service -> wall time of its first reconcile, from the debug log."""
+    def reconciled(self, since: float = 0.0) -> dict[str, float]:
+        """Service -> wall time of its first reconcile at or after `since`, from the debug log."""
         first: dict[str, float] = {}
         for stamp, service in RECONCILED.findall(self.log.read_text(errors="replace")):
             when = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            first.setdefault(service, when)
+            if when >= since:
+                first.setdefault(service, when)
         return first
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
