@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import socket
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -10,6 +11,11 @@ from kubeserve.apply.client import KubeApi
 from kubeserve.apply.resources import EVENT
 
 EventType = Literal["Normal", "Warning"]
+
+
+def timestamp() -> str:
+    """Now, as Kubernetes writes its Time fields (an Event's, a condition's lastTransitionTime)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_event(

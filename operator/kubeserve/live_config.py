@@ -12,7 +12,6 @@ cheap and needs no map of which key matters to whom.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.resources import CONFIG_MAP
 from kubeserve.config import OperatorConfig, parse_config
-from kubeserve.events import post_event
+from kubeserve.events import post_event, timestamp
 
 CONFIG_KEY = "config.yaml"
 WATCH_SECONDS = 300
@@ -94,9 +93,8 @@ class ConfigMapSource:
         on_change(config)
 
     async def _warn(self, config_map: dict[str, Any], message: str) -> None:
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"apiVersion": "v1", "kind": "ConfigMap", **config_map}
         try:
-            await post_event(self.api, body, "Warning", "InvalidConfiguration", message, now)
+            await post_event(self.api, body, "Warning", "InvalidConfiguration", message, timestamp())
         except (ApiError, TransportError, NotLeader) as error:
             logger.debug("no event for the refused configuration: %s", error)

@@ -9,7 +9,6 @@ others; a transient API failure is retried with backoff.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from kubeserve.apply.applier import sync_children
 from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE, VIRTUAL_SERVICE, Resource
 from kubeserve.config import OperatorConfig
-from kubeserve.events import EventType, post_event
+from kubeserve.events import EventType, post_event, timestamp
 from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
 from kubeserve.observed import ClusterView
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
@@ -40,10 +39,6 @@ PROGRESS_REASONS = frozenset({"Creating", "RolloutPending", "RolloutInProgress"}
 """Reasons of a rollout on its way: shown in conditions, but not worth a Warning event."""
 logger = logging.getLogger(__name__)
 Key = tuple[str, str]
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _valid(
@@ -244,7 +239,7 @@ class Reconciler:
             },
             pods=self.view.owned_by("Pod", namespace, name, None),
         )
-        status = compute_status(service, plan, problem, observed, _now())
+        status = compute_status(service, plan, problem, observed, timestamp())
         await self._write_status(body, status)
         logger.debug("%s/%s: reconciled", namespace, name)
 
@@ -314,7 +309,7 @@ class Reconciler:
             extra={"isvc": f"{metadata['namespace']}/{metadata['name']}", "reason": reason},
         )
         try:
-            await post_event(self.api, body, event_type, reason, message, _now())
+            await post_event(self.api, body, event_type, reason, message, timestamp())
             WRITES.labels("Event", "event").inc()
         except ApiError as error:
             logger.warning("could not post event %s: %s", reason, error)
@@ -331,7 +326,7 @@ class Reconciler:
             "status": "False",
             "reason": "InvalidSpec",
             "message": problems,
-            "lastTransitionTime": since or _now(),
+            "lastTransitionTime": since or timestamp(),
             "observedGeneration": generation,
         }
         await self._write_status(
