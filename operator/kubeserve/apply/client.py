@@ -138,11 +138,6 @@ class KubeApi:
             info.server or "",
         )
 
-    @classmethod
-    def from_environment(cls, logger: kopf.Logger) -> KubeApi:
-        """With the same credentials kopf logs in with."""
-        return cls.from_connection(connection_info(logger))
-
     async def close(self) -> None:
         await self._session.close()
 

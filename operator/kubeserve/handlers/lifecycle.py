@@ -48,7 +48,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.watching.server_timeout = 300
     settings.persistence.diffbase_storage = NoEssence()
     options: RunOptions = memo.options
-    api = KubeApi.from_environment(logger)
+    credentials = connection_info(logger)
+    api = KubeApi.from_connection(credentials)
     loops: list[asyncio.Task[None]] = []
     memo.loops = loops
     source = None
@@ -60,7 +61,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     memo.view = ClusterView()
     reconciler = memo.reconciler = Reconciler(api, memo.view, config)
     # Watches on a client of their own: their long-lived connections stay out of the writes' pool.
-    watches = follow_all(KubeApi.from_environment(logger), reconciler, options.namespaces)
+    watches = follow_all(KubeApi.from_connection(credentials), reconciler, options.namespaces)
     loops.append(asyncio.create_task(watches, name="watches"))
     if source is not None:
         loops.append(asyncio.create_task(source.follow(reconciler.reconfigure), name="configuration watch"))
