@@ -14,7 +14,6 @@ requests.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -30,6 +29,7 @@ from kubernetes import client as k8s
 
 from kubeserve.devcluster import build, versions
 from tests.cluster.isvc import Isvcs, example
+from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 from tests.unit.test_chart import (
@@ -329,13 +329,6 @@ def test_installed_roles_use_no_wildcards(kube: k8s.ApiClient, release: str) -> 
 
 
 # --- The chart's ServiceAccount runs the operator -------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def account_kubeconfig(kube: k8s.ApiClient, namespace: str, path: Path) -> Path:

@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from kubeserve.apply.client import USER_AGENT_PRODUCT
 from kubeserve.devcluster.audit import AuditTail, Request
 from tests.cluster.isvc import Isvcs, example
+from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 
@@ -68,16 +69,9 @@ class Replica:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def replica(kubeconfig: str, namespace: str, log: Path) -> Iterator[Replica]:
-    port = _free_port()
+    port = free_port()
     args = ("--namespace", namespace, "--leader-elect", "--operator-namespace", namespace)
     args += ("--lease-duration", str(LEASE_SECONDS), "--http-address", f"127.0.0.1:{port}")
     with running_operator(kubeconfig, log, *args) as process:

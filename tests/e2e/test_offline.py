@@ -12,7 +12,6 @@ Processes are started by this test and stopped by their own PIDs.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,10 @@ import yaml
 
 from kubeserve.devcluster import versions
 from tests.e2e import prepare, workloads
+from tests.network import free_port
 
 WORKFLOW = prepare.REPO / ".github" / "workflows" / "e2e.yaml"
 STARTUP_SECONDS = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _local(command: list[str]) -> list[str]:
@@ -77,7 +70,7 @@ def test_pod_scripts_train_store_fetch_serve_and_predict(tmp_path: Path) -> None
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert (store / workloads.MODEL_FILE).is_file()
 
-    store_port = _free_port()
+    store_port = free_port()
     serve = _local(workloads.serve_command(store_port, "127.0.0.1", str(store)))
     model_url = f"http://127.0.0.1:{store_port}/{workloads.MODEL_FILE}"
     with _running(serve, tmp_path / "store.log", model_url):
@@ -87,7 +80,7 @@ def test_pod_scripts_train_store_fetch_serve_and_predict(tmp_path: Path) -> None
         assert fetched_run.returncode == 0, fetched_run.stdout + fetched_run.stderr
     assert (fetched / workloads.MODEL_FILE).read_bytes() == (store / workloads.MODEL_FILE).read_bytes()
 
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     server = [
         sys.executable,
         "-m",

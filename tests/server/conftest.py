@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
+from tests.network import free_port
 
 STARTUP_SECONDS = 90.0
 # Filled by test_fuzz.py, printed in the terminal summary.
@@ -40,13 +40,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if FUZZ_STATS["cases"]:
         cases, errors = FUZZ_STATS["cases"], FUZZ_STATS["server_errors"]
         terminalreporter.write_line(f"REST fuzzing: {cases} cases tried, {errors} server errors (5xx)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

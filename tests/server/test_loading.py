@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
-from tests.server.conftest import GrpcClient, Trained, free_port, running_server
+from tests.network import free_port
+from tests.server.conftest import GrpcClient, Trained, running_server
 
 # An estimator whose unpickling waits for a gate file, so the test decides when loading ends.
 GATED_MODULE = textwrap.dedent(

@@ -5,7 +5,6 @@ The emulator does not check credentials, so the 403 path uses the local HTTP ser
 these machines, so the anonymous client and service-account keys are not exercised end to end.
 """
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from gcp_storage_emulator.server import create_server
 
 from kubeserve_storage import StorageError, fetch
+from tests.network import free_port
 from tests.storage.conftest import FileServer
 from tests.storage.model_files import MODEL, tar_gz, tree
 
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Please install grpcio-status:Imp
 
 @pytest.fixture(scope="module")
 def emulator_url() -> Iterator[str]:
-    with socket.socket() as probe:  # the emulator cannot report the port it bound, so pick a free one
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # the emulator cannot report the port it bound, so pick a free one
     server = create_server("127.0.0.1", port, in_memory=True)
     server.start()
     try:
