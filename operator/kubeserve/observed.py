@@ -35,7 +35,11 @@ CHILD_KINDS = frozenset(
 """Kinds Kubeserve creates (or whose pods it reads): no reader looks at annotations others set on them."""
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 POD_STATUS_READ = ("phase", "conditions")
-"""What status reads of a pod: its phase and conditions (scheduling, readiness and their messages)."""
+"""What status reads of a pod: its phase and conditions (scheduling, readiness and their messages),
+and the containers that fail (`failing_containers`)."""
+CONTAINER_STATUSES = ("initContainerStatuses", "containerStatuses")
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+"""Waiting reasons of a container on its way up, not a failure."""
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -61,7 +65,32 @@ def slim(kind: str, body: Mapping[str, Any]) -> Body:
         out.pop("spec", None)
         status = body.get("status") or {}
         out["status"] = {key: status[key] for key in POD_STATUS_READ if key in status}
+        for key in CONTAINER_STATUSES:
+            failing = failing_containers(status.get(key) or [])
+            if failing:
+                out["status"][key] = failing
     return out
+
+
+def failing_containers(statuses: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Only the containers that wait for a reason other than starting, or that ended in failure, with
+    the failed run's end: the rest of a healthy pod's statuses is never read."""
+    failing = []
+    for container in statuses:
+        state = container.get("state") or {}
+        waiting = state.get("waiting") or {}
+        ended = state.get("terminated") or {}
+        stuck = waiting.get("reason") and waiting["reason"] not in STARTING
+        if stuck or ended.get("exitCode", 0) != 0:
+            last = ended or (container.get("lastState") or {}).get("terminated") or {}
+            failing.append(
+                {
+                    "name": container.get("name", ""),
+                    "state": {"waiting": waiting} if waiting else {},
+                    "lastState": {"terminated": last} if last else {},
+                }
+            )
+    return failing
 
 
 def _version(value: str) -> int | None:

@@ -43,6 +43,35 @@ def test_a_pod_keeps_its_labels_phase_and_conditions_only() -> None:
     assert "managedFields" in pod["metadata"] and "spec" in pod, "the event's own body is left alone"
 
 
+def test_a_pod_keeps_only_its_failing_containers_and_their_last_failure() -> None:
+    pod = body("p", "1")
+    crashed = {"exitCode": 1, "reason": "Error", "message": "model.joblib: invalid load key"}
+    pod["status"] = {
+        "phase": "Pending",
+        "initContainerStatuses": [
+            {"name": "storage-initializer", "state": {"terminated": {"exitCode": 0}}, "image": "i"}
+        ],
+        "containerStatuses": [
+            {"name": "starting", "state": {"waiting": {"reason": "ContainerCreating"}}},
+            {
+                "name": "kserve-container",
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+                "lastState": {"terminated": crashed},
+                "imageID": "sha256:...",
+            },
+        ],
+    }
+    kept = slim("Pod", pod)["status"]
+    assert "initContainerStatuses" not in kept, "a container that succeeded is not kept"
+    assert kept["containerStatuses"] == [
+        {
+            "name": "kserve-container",
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+            "lastState": {"terminated": crashed},
+        }
+    ]
+
+
 def test_a_childs_last_applied_annotation_goes_but_a_services_stays() -> None:
     annotations = {LAST_APPLIED: "{...}", "mine": "kept"}
     child = body("d", "1")

@@ -68,6 +68,42 @@ def test_an_unschedulable_pod_gives_the_schedulers_message() -> None:
     assert message in verdict.message and "iris-predictor-abc" in verdict.message
 
 
+def failing_pod(key: str, container: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "iris-predictor-abc"}, "status": {"phase": "Pending", key: [container]}}
+
+
+def test_an_image_the_node_lacks_gives_the_kubelets_reason() -> None:
+    waiting = {"reason": "ErrImageNeverPull", "message": 'Container image "x:1" is not present'}
+    pod = failing_pod("containerStatuses", {"name": "kserve-container", "state": {"waiting": waiting}})
+    verdict = deployment_verdict("PredictorReady", deployment(ready=0), [pod])
+    assert (verdict.status, verdict.reason) == ("False", "ErrImageNeverPull")
+    assert 'container kserve-container: ErrImageNeverPull; Container image "x:1" is not present' in (
+        verdict.message
+    )
+
+
+def test_a_failed_init_container_gives_its_last_log_line() -> None:
+    crashed = {"exitCode": 1, "reason": "Error", "message": "error: s3://models/iris: AccessDenied\n"}
+    container = {
+        "name": "storage-initializer",
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": crashed},
+    }
+    verdict = deployment_verdict(
+        "PredictorReady", deployment(ready=0), [failing_pod("initContainerStatuses", container)]
+    )
+    assert verdict.reason == "CrashLoopBackOff"
+    assert verdict.message.endswith(
+        "init container storage-initializer: CrashLoopBackOff; exited with code 1: "
+        "error: s3://models/iris: AccessDenied"
+    )
+
+
+def test_a_rolled_out_deployment_is_ready_whatever_an_old_pod_says() -> None:
+    container = {"name": "kserve-container", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    assert deployment_verdict("PredictorReady", deployment(), [failing_pod("containerStatuses", container)]).ok
+
+
 def test_replica_failure_and_progress_deadline_are_reported_as_such() -> None:
     quota = {
         "type": "ReplicaFailure",

@@ -3,7 +3,8 @@
 KServe's raw mode reads the Deployment's Available, Progressing and
 ReplicaFailure conditions; Kubeserve also reads the pods' PodScheduled
 condition, so that a GPU request no node can satisfy says so in seconds
-instead of waiting out the progress deadline.
+instead of waiting out the progress deadline, and the pods' failing containers,
+so that an image the node lacks or a model that does not load says so too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,30 @@ def unready_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
         ready = _conditions(pod).get("Ready")
         if pod.get("status", {}).get("phase") == "Running" and ready and ready.get("status") != "True":
             return f"pod {pod['metadata']['name']} is running but not Ready: {ready.get('message', '')}"
+    return None
+
+
+def container_failure(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The first failing container of the pods, as (reason, message): the kubelet's waiting reason
+    (ErrImageNeverPull, ImagePullBackOff, CrashLoopBackOff, ...) and, when the container ran and
+    failed, its exit code and termination message, which is the end of its log for the containers
+    Kubeserve plans (`FallbackToLogsOnError`): the storage initializer's error line, the model
+    server's own reason."""
+    for pod in pods:
+        status = pod.get("status", {})
+        for key, what in (("initContainerStatuses", "init container"), ("containerStatuses", "container")):
+            for container in status.get(key) or []:
+                waiting = container.get("state", {}).get("waiting", {})
+                terminated = container.get("lastState", {}).get("terminated", {})
+                reason = waiting.get("reason") or terminated.get("reason") or "ContainerFailed"
+                parts = [f"pod {pod['metadata']['name']}: {what} {container['name']}: {reason}"]
+                if waiting.get("message"):
+                    parts.append(waiting["message"].strip())
+                if terminated:
+                    ended = f"exited with code {terminated.get('exitCode')}"
+                    message = (terminated.get("message") or "").strip()
+                    parts.append(f"{ended}: {message}" if message else ended)
+                return reason, "; ".join(parts)
     return None
 
 
@@ -67,6 +92,9 @@ def deployment_verdict(
     pending = unschedulable_message(pods)
     if pending:
         return Verdict(kind, "False", "Unschedulable", pending)
+    broken = container_failure(pods)
+    if broken:
+        return Verdict(kind, "False", *broken)
     progress = f"Deployment {name}: {available} of {wanted} replicas available, {updated} updated"
     unready = unready_message(pods)
     return Verdict(kind, "False", "RolloutInProgress", f"{progress}; {unready}" if unready else progress)
