@@ -1,24 +1,27 @@
-"""Readiness follows the model: not ready while loading, ready after, and a model that fails to
-load leaves a clear log line and a live, not-ready server instead of a crash loop."""
+"""Readiness follows the model: not ready while loading, ready after. A model that fails to load
+stops the server with exit status 1, its reason logged and left in the termination-message file,
+where the kubelet reports it in the pod's status (a live, not-ready server would hide it)."""
 
 from __future__ import annotations
 
 import json
 import pickle
+import re
 import socket
 import subprocess
 import sys
 import textwrap
-import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import grpc
 import httpx
 import pytest
 
-from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
+from kubeserve_server.config import parse_args
+from kubeserve_server.server import TERMINATION_MESSAGE_LIMIT, write_termination_message
 from tests.network import free_port
-from tests.server.conftest import GrpcClient, Trained, running_server
+from tests.server.conftest import Trained, running_server
 
 # An estimator whose unpickling waits for a gate file, so the test decides when loading ends.
 GATED_MODULE = textwrap.dedent(
@@ -63,6 +66,40 @@ def test_ready_only_once_the_model_has_loaded(tmp_path: Path, monkeypatch: pytes
         assert http.post("/v2/models/slow/infer", json=body).json()["outputs"][0]["data"] == [2]
 
 
+def fail_to_load(model_dir: Path, *args: str) -> tuple[list[dict[str, Any]], float]:
+    """Run a server whose model cannot load; its JSON log lines, and its seconds from the load
+    error to its exit (status 1, or the test fails)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubeserve_server",
+            f"--model_name={model_dir.name}",
+            f"--model_dir={model_dir}",
+            "--host=127.0.0.1",
+            f"--http_port={free_port()}",
+            f"--grpc_port={free_port()}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    exited = datetime.now(UTC)
+    assert result.returncode == 1, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines()]  # JSON only: no traceback
+    error = next(entry for entry in entries if entry["level"] == "error")
+    return entries, (exited - datetime.fromisoformat(error["time"])).total_seconds()
+
+
+def broken_model(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    model_dir = tmp_path / "broken"
+    model_dir.mkdir()
+    for name, content in files.items():
+        (model_dir / name).write_bytes(content)
+    return model_dir
+
+
 @pytest.mark.parametrize(
     ("files", "reason"),
     [
@@ -72,36 +109,48 @@ def test_ready_only_once_the_model_has_loaded(tmp_path: Path, monkeypatch: pytes
     ],
     ids=["corrupt", "empty", "ambiguous"],
 )
-def test_model_that_fails_to_load_leaves_the_server_up_and_not_ready(
+def test_model_that_fails_to_load_exits_with_the_reason(
     tmp_path: Path, files: dict[str, bytes], reason: str
 ) -> None:
-    model_dir = tmp_path / "broken"
-    model_dir.mkdir()
-    for name, content in files.items():
-        (model_dir / name).write_bytes(content)
-    with (
-        running_server(tmp_path, model_dir, "sklearn", ready=False) as server,
-        httpx.Client(base_url=server.url) as http,
-    ):
-        deadline = time.monotonic() + 60
-        while not any(entry["level"] == "error" for entry in server.logs()):
-            assert time.monotonic() < deadline, server.log_path.read_text()
-            time.sleep(0.1)
-        [error] = [entry for entry in server.logs() if entry["level"] == "error"]
-        assert error["message"].startswith("model 'broken' failed to load from ")
-        assert reason in error["message"] and error["model_dir"] == str(model_dir)
-        time.sleep(0.5)
-        assert server.process.poll() is None
-        assert http.get("/v2/health/live").status_code == 200
-        assert http.get("/v2/health/ready").status_code == 503
-        refused = http.post("/v1/models/broken:predict", json={"instances": [[1]]})
-        assert refused.status_code == 503 and "failed to load" in refused.json()["error"]
-        with grpc.insecure_channel(server.grpc_target) as channel:
-            assert (
-                not GrpcClient(channel)
-                .call("ServerReady", pb.ServerReadyRequest(), pb.ServerReadyResponse)
-                .ready
-            )
+    model_dir = broken_model(tmp_path, files)
+    termination_log = tmp_path / "termination-log"
+    entries, seconds = fail_to_load(model_dir, f"--termination_log={termination_log}")
+    [error] = [entry for entry in entries if entry["level"] == "error"]
+    assert error["message"].startswith(f"model 'broken' failed to load from {model_dir}: ModelLoadError: ")
+    assert reason in error["message"] and error["model_dir"] == str(model_dir)
+    assert termination_log.read_text() == error["message"]
+    assert seconds < 5, entries
+
+
+def test_a_worker_whose_model_fails_to_load_stops_the_server(tmp_path: Path) -> None:
+    model_dir = broken_model(tmp_path, {"model.joblib": b"this is not a pickle"})
+    termination_log = tmp_path / "termination-log"
+    entries, seconds = fail_to_load(model_dir, "--workers=2", f"--termination_log={termination_log}")
+    failed = [entry["message"] for entry in entries if "failed to load" in entry["message"]]
+    assert failed and termination_log.read_text() == failed[0]
+    assert "ModelLoadError: " in failed[0]
+    assert any(
+        re.fullmatch(r"worker-\d \(pid \d+\) exited with 1; stopping the others", entry["message"])
+        for entry in entries
+    ), entries
+    assert seconds < 10, entries
+
+
+def test_an_unwritable_termination_log_is_skipped(tmp_path: Path) -> None:
+    model_dir = broken_model(tmp_path, {})
+    missing = tmp_path / "no-such-dir" / "termination-log"
+    entries, _ = fail_to_load(model_dir, f"--termination_log={missing}")
+    assert [entry["level"] for entry in entries].count("error") == 1
+    assert not missing.parent.exists()
+
+
+def test_the_termination_message_fits_the_kubelet_limit(tmp_path: Path) -> None:
+    path = tmp_path / "termination-log"
+    message = "model 'iris' failed to load: " + "é" * 5000  # the limit falls inside an "é"
+    write_termination_message(path, message)
+    written = path.read_bytes()
+    assert len(written) == TERMINATION_MESSAGE_LIMIT - 1 and message.startswith(written.decode())
+    assert parse_args(["--model_name=m"]).termination_log == Path("/dev/termination-log")
 
 
 def test_unknown_format_is_refused_at_startup(tmp_path: Path) -> None:

@@ -135,8 +135,8 @@ def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dic
         resources["limits"] = {**resources.get("limits", {}), **parts.placement.added_limits}
     if not container.get("ports"):
         container["ports"] = [{"name": "http1", "containerPort": DEFAULT_PORT, "protocol": "TCP"}]
-    # A server that exits (a model that does not load) leaves the end of its log as its termination
-    # message, which the service's condition shows.
+    # A server that exits (a model that does not load) leaves its reason as its termination message,
+    # or, if it wrote none, the end of its log; the service's condition shows it.
     container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     return {key: value for key, value in container.items() if value not in ([], {}, None)}
 

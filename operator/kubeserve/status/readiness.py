@@ -40,9 +40,9 @@ def unready_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
 def container_failure(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
     """The first failing container of the pods, as (reason, message): the kubelet's waiting reason
     (ErrImageNeverPull, ImagePullBackOff, CrashLoopBackOff, ...) and, when the container ran and
-    failed, its exit code and termination message, which is the end of its log for the containers
-    Kubeserve plans (`FallbackToLogsOnError`): the storage initializer's error line, the model
-    server's own reason."""
+    failed, its exit code and termination message: the model server writes its reason there, and
+    for the containers Kubeserve plans (`FallbackToLogsOnError`) an empty message becomes the end of
+    the log, such as the storage initializer's error line."""
     for pod in pods:
         status = pod.get("status", {})
         for key, what in (("initContainerStatuses", "init container"), ("containerStatuses", "container")):

@@ -10,6 +10,8 @@ from pathlib import Path
 from kubeserve_server.model import FORMATS
 
 DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
+# Kubernetes' default terminationMessagePath: the kubelet reports this file's text when the container exits.
+DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class ServerConfig:
     tls_client_ca_file: Path | None = None
     log_payload_url: str | None = None
     log_level: str = "INFO"
+    termination_log: Path = DEFAULT_TERMINATION_LOG
 
     @property
     def tls(self) -> bool:
@@ -83,6 +86,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--log_level", "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    p.add_argument(
+        "--termination_log",
+        "--termination-log",
+        type=Path,
+        default=DEFAULT_TERMINATION_LOG,
+        help="where the reason a model failed to load goes before the server exits; skipped if unwritable",
     )
     return p
 

@@ -36,25 +36,21 @@ class DataPlane:
         self.load_error: str | None = None
         self._others_loaded = others_loaded
 
-    async def load(self) -> bool:
+    async def load(self) -> str | None:
         """Load the model in a thread, so liveness answers while a big model loads.
 
-        A failure is logged once, clearly, and leaves the server up and not ready: a crash loop
-        would hide the message behind restarts.
+        Returns None once loaded; on failure, logs and returns one line with the reason, which the
+        server then leaves as the container's termination message before it exits.
         """
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self.model.load)
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
-            logger.error(
-                "model %r failed to load from %s: %s",
-                self.model.name,
-                self.model.model_dir,
-                self.load_error,
-                extra={"model": self.model.name, "model_dir": str(self.model.model_dir)},
-            )
-            return False
+            name, model_dir = self.model.name, self.model.model_dir
+            failure = f"model {name!r} failed to load from {model_dir}: {self.load_error}"
+            logger.error("%s", failure, extra={"model": name, "model_dir": str(model_dir)})
+            return failure
         logger.info(
             "model %r loaded from %s in %.2fs",
             self.model.name,
@@ -62,7 +58,7 @@ class DataPlane:
             time.perf_counter() - started,
             extra={"model": self.model.name, "platform": self.model.platform},
         )
-        return True
+        return None
 
     def live(self) -> bool:
         return True

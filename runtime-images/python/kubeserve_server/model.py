@@ -41,7 +41,7 @@ class Model(ABC):
 
     @abstractmethod
     def load(self) -> None:
-        """Read the model from `model_dir`; raise on failure (the server stays up, not ready)."""
+        """Read the model from `model_dir`; raise on failure: the message becomes the server's exit reason."""
 
     @abstractmethod
     def ready(self) -> bool:

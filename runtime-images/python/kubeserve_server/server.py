@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import grpc
 import uvicorn
@@ -32,6 +33,9 @@ from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.rest import RestApp
 
 logger = logging.getLogger(__name__)
+
+# The kubelet keeps at most this many bytes of a container's termination message.
+TERMINATION_MESSAGE_LIMIT = 4096
 
 
 class _UvicornServer(uvicorn.Server):
@@ -71,8 +75,11 @@ def _grpc_credentials(config: ServerConfig) -> grpc.ServerCredentials:
     )
 
 
-async def serve(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot | None = None) -> None:
-    """Serve until SIGTERM or SIGINT. The model loads in the background; readiness waits for it."""
+async def serve(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot | None = None) -> bool:
+    """Serve until SIGTERM or SIGINT, or until the model fails to load: False then, to exit 1.
+
+    The model loads in the background; readiness waits for it.
+    """
     model = model_class(config.model_format)(config.model_name, config.model_dir, config.model_version)
     dataplane = DataPlane(model, worker.all_loaded if worker else lambda: True)
     metrics = Metrics(config.model_name)
@@ -123,7 +130,7 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     await grpc_server.start()
     if payload_logger is not None:
         payload_logger.start()
-    load = asyncio.create_task(_load(dataplane, worker))
+    load = asyncio.create_task(_load(dataplane, config, http, worker))
     scheme = "https" if config.tls else "http"
     logger.info(
         "serving model %r (%s) on %s://%s:%d and gRPC %s",
@@ -142,11 +149,39 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
             await payload_logger.stop()
         load.cancel()
         await asyncio.gather(load, return_exceptions=True)
+    return dataplane.load_error is None
 
 
-async def _load(dataplane: DataPlane, worker: _WorkerSlot | None) -> None:
-    if await dataplane.load() and worker is not None:
-        worker.mark_loaded()
+async def _load(
+    dataplane: DataPlane, config: ServerConfig, http: uvicorn.Server, worker: _WorkerSlot | None
+) -> None:
+    """Load the model; if it fails, leave the reason for the kubelet and stop serving.
+
+    A server that stayed up, not ready, would hide the reason in a cluster: the kubelet reports only
+    "containers with unready status" and probe failures go to Events, never to the pod's status.
+    An exit puts the reason in the container's `lastState.terminated.message`, where the operator
+    reads it into the InferenceService's condition, as KServe's own servers do.
+    """
+    failure = await dataplane.load()
+    if failure is None:
+        if worker is not None:
+            worker.mark_loaded()
+        return
+    write_termination_message(config.termination_log, failure)
+    http.should_exit = True
+
+
+def write_termination_message(path: Path, message: str) -> None:
+    """Write `message`, cut to the kubelet's limit, where the kubelet reads a container's exit reason.
+
+    Outside Kubernetes the file's directory is usually missing or not writable (/dev), and nobody
+    would read the file either, so a failure to write it is no error.
+    """
+    data = message.encode()[:TERMINATION_MESSAGE_LIMIT].decode(errors="ignore").encode()
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        logger.debug("no termination message written to %s: %s", path, error)
 
 
 @dataclass(frozen=True)
@@ -169,14 +204,20 @@ class _WorkerSlot:
 
 def _worker(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot) -> None:
     logs.configure(config.log_level)
-    uvloop.run(serve(config, http_socket, worker))
+    if not uvloop.run(serve(config, http_socket, worker)):
+        sys.exit(1)
 
 
 def run(config: ServerConfig) -> None:
-    """One process per worker; the HTTP socket is bound once here and shared, gRPC uses SO_REUSEPORT."""
+    """One process per worker; the HTTP socket is bound once here and shared, gRPC uses SO_REUSEPORT.
+
+    Exits 1 when the model fails to load. With workers, one that exits non-zero (its model failed
+    to load) stops the others, and the server exits 1 all the same.
+    """
     http_socket = bind_http(config)
     if config.workers == 1:
-        uvloop.run(serve(config, http_socket))
+        if not uvloop.run(serve(config, http_socket)):
+            sys.exit(1)
         return
     with tempfile.TemporaryDirectory(prefix="kubeserve-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
