@@ -3,9 +3,10 @@
 Kubernetes and etcd cannot be `go install`ed directly: their go.mod files carry
 `replace` lines into their own source trees. A small generated wrapper module
 requires them instead, pinning every k8s.io staging module to the matching
-v0.X.Y. kwok has no such lines and installs with a plain `go install`.
+v0.X.Y. kwok, helm and CoreDNS have no such lines and install with a plain `go install`.
 Data files that ship inside Go modules (kwok's stages, Gateway API's CRDs) are
-copied out of the module cache next to the binaries.
+copied out of the module cache next to the binaries. The real node's sandbox
+(pause) image is compiled and packed locally by `pause`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from kubeserve.devcluster import versions
+from kubeserve.devcluster import pause, versions
 from kubeserve.devcluster.versions import GoBinary
 
 KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
@@ -71,6 +72,10 @@ def kind_dir() -> Path:
     return cache_root() / f"kind-{versions.KIND}"
 
 
+def coredns_dir() -> Path:
+    return cache_root() / f"coredns-{versions.COREDNS}"
+
+
 def _stages_digest() -> str:
     """A hash of what the stages file is made from besides kwok itself, so a changed stage is rebuilt."""
     digest = hashlib.sha256(json.dumps(SKIP_SIMULATED, sort_keys=True).encode())
@@ -89,19 +94,32 @@ def gateway_api_crds_file() -> Path:
 
 def binary_path(name: str) -> Path:
     """Where a built binary lives; it may not exist yet."""
-    homes = {"etcd": etcd_dir(), "kwok": kwok_dir(), "helm": helm_dir(), "kind": kind_dir()}
+    homes = {
+        "etcd": etcd_dir(),
+        "kwok": kwok_dir(),
+        "helm": helm_dir(),
+        "kind": kind_dir(),
+        "coredns": coredns_dir(),
+    }
     home = homes.get(name, kubernetes_dir())
     return home / "bin" / name
 
 
 def all_binaries() -> list[GoBinary]:
-    return [*versions.KUBERNETES_BINARIES, versions.ETCD_BINARY, versions.KWOK_BINARY, versions.HELM_BINARY]
+    return [
+        *versions.KUBERNETES_BINARIES,
+        versions.ETCD_BINARY,
+        versions.KWOK_BINARY,
+        versions.HELM_BINARY,
+        versions.COREDNS_BINARY,
+    ]
 
 
 def missing_artifacts() -> list[str]:
     """Names of whatever `ensure_built` would still have to make."""
     missing = [b.name for b in all_binaries() if not binary_path(b.name).is_file()]
-    missing += [p.name for p in (kwok_stages_file(), gateway_api_crds_file()) if not p.is_file()]
+    data_files = (kwok_stages_file(), gateway_api_crds_file(), pause.archive_file())
+    missing += [p.name for p in data_files if not p.is_file()]
     return missing
 
 
@@ -245,7 +263,11 @@ def ensure_built() -> None:
         go_install(versions.KWOK_BINARY, versions.KWOK, kwok_dir())
     if "helm" in missing:
         go_install(versions.HELM_BINARY, versions.HELM, helm_dir())
+    if "coredns" in missing:
+        go_install(versions.COREDNS_BINARY, versions.COREDNS, coredns_dir())
     if kwok_stages_file().name in missing:
         copy_kwok_stages()
     if gateway_api_crds_file().name in missing:
         copy_gateway_api_crds()
+    if pause.archive_file().name in missing:
+        pause.ensure_pause_archive()

@@ -13,6 +13,8 @@ ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 GATEWAY_API = "v1.6.3"
 HELM = "v3.22.0"
+# DNS for the real node, run as a host process there rather than as a pod.
+COREDNS = "v1.15.0"
 # Only for the kind-based e2e suite, built on demand where a Docker engine runs.
 KIND = "v0.33.0"
 
@@ -29,10 +31,14 @@ KUBERNETES_BINARIES = (
     GoBinary("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
     GoBinary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     GoBinary("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+    # The real node's agents.
+    GoBinary("kubelet", "k8s.io/kubernetes/cmd/kubelet"),
+    GoBinary("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
 )
 ETCD_BINARY = GoBinary("etcd", "go.etcd.io/etcd/server/v3")
 KWOK_BINARY = GoBinary("kwok", "sigs.k8s.io/kwok/cmd/kwok")
 HELM_BINARY = GoBinary("helm", "helm.sh/helm/v3/cmd/helm")
+COREDNS_BINARY = GoBinary("coredns", "github.com/coredns/coredns")
 KIND_BINARY = GoBinary("kind", "sigs.k8s.io/kind")
 
 
@@ -43,4 +49,7 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
 
 def as_text() -> str:
     """Versions as `kubeserve dev status` prints them."""
-    return f"kubernetes {KUBERNETES}, etcd {ETCD}, kwok {KWOK}, gateway-api {GATEWAY_API}, helm {HELM}"
+    return (
+        f"kubernetes {KUBERNETES}, etcd {ETCD}, kwok {KWOK}, gateway-api {GATEWAY_API}, helm {HELM}, "
+        f"coredns {COREDNS}"
+    )
