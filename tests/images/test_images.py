@@ -68,10 +68,24 @@ def test_hadolint_is_clean(dockerfile: Path) -> None:
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
+def base_images(dockerfile: Path) -> list[str]:
+    """The image of each FROM, with the build arguments declared before the first FROM at their
+    defaults: what a plain `docker build` uses."""
+    steps = instructions(dockerfile)
+    first_from = next(i for i, (name, _) in enumerate(steps) if name == "FROM")
+    defaults = dict(args.partition("=")[::2] for name, args in steps[:first_from] if name == "ARG")
+    return [
+        re.sub(r"\$\{?(\w+)\}?", lambda arg: defaults[arg.group(1)], args.split()[0])
+        for name, args in steps
+        if name == "FROM"
+    ]
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
 def test_multi_stage_with_pinned_bases(dockerfile: Path) -> None:
-    bases = [args.split()[0] for name, args in instructions(dockerfile) if name == "FROM"]
+    bases = base_images(dockerfile)
     assert len(bases) >= 2, "build in one stage, copy only the virtualenv into the next"
+    assert len(set(bases)) == 1, "one base for every stage, so that the virtualenv's interpreter stays valid"
     for base in bases:
         assert re.fullmatch(r"[\w./-]+:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?", base), (
             f"{base}: pin a versioned tag"
