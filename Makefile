@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,server,sklearn,xgboost,lightgbm,onnx,storage
+EXTRAS := dev,operator,server,sklearn,xgboost,lightgbm,onnx,storage
 
-.PHONY: dev build cluster cluster-down run test test-unit test-e2e lint crds
+.PHONY: dev build cluster cluster-down run test test-unit test-e2e test-node lint crds
 
 $(BIN)/kubeserve: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,15 @@ crds: $(BIN)/kubeserve
 
 ## Every test: unit, real control plane, runtime images; starts its own control plane unless KUBECONFIG
 ## is set. The kind suite runs first, in a session of its own (it brings its own cluster), and skips
-## without Docker.
+## without Docker. The real-node suite runs last, in a session of its own too (its own control plane
+## with a real node, the images built here); it skips where the machine cannot host a node.
 test: $(BIN)/kubeserve build
 	$(BIN)/pytest tests/e2e
-	$(BIN)/pytest tests --ignore=tests/e2e
+	$(BIN)/pytest tests --ignore=tests/e2e --ignore=tests/node
+	$(BIN)/pytest tests/node
+
+test-node: $(BIN)/kubeserve build
+	$(BIN)/pytest tests/node
 
 test-e2e: $(BIN)/kubeserve
 	$(BIN)/pytest tests/e2e

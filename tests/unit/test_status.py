@@ -101,7 +101,9 @@ def test_a_failed_init_container_gives_its_last_log_line() -> None:
 
 def test_a_rolled_out_deployment_is_ready_whatever_an_old_pod_says() -> None:
     container = {"name": "kserve-container", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
-    assert deployment_verdict("PredictorReady", deployment(), [failing_pod("containerStatuses", container)]).ok
+    assert deployment_verdict(
+        "PredictorReady", deployment(), [failing_pod("containerStatuses", container)]
+    ).ok
 
 
 def test_replica_failure_and_progress_deadline_are_reported_as_such() -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kubeserve.devcluster import build, versions
+from kubeserve.devcluster.addresses import NODE_NAME
 from kubeserve.devcluster.nodes import DEFAULT_NODES
 
 if TYPE_CHECKING:
@@ -53,9 +54,21 @@ def build_command() -> None:
 @dev.command()
 @directory_option
 @click.option("--reuse", is_flag=True, help="Leave a cluster that already runs from --dir as it is.")
-def up(directory: Path, reuse: bool) -> None:
+@click.option(
+    "--real-node",
+    "real",
+    is_flag=True,
+    help="Add one real node (containerd, kubelet, kube-proxy, CoreDNS) where ordinary pods run.",
+)
+def up(directory: Path, reuse: bool, real: bool) -> None:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok, and wait until Ready."""
     from kubeserve.devcluster.cluster import ClusterError
+    from kubeserve.devcluster.host_network import HostError, unsupported_reason
+    from kubeserve.devcluster.real_node import NodeError
+
+    reason = unsupported_reason() if real else None
+    if reason:
+        raise click.ClickException(f"--real-node: {reason}")
 
     plane = _plane(directory)
     running = plane.running()
@@ -64,11 +77,12 @@ def up(directory: Path, reuse: bool) -> None:
         return
     started = time.monotonic()
     try:
-        state = plane.up()
-    except (ClusterError, build.BuildError) as error:
+        state = plane.up(timeout=180.0 if real else 90.0, real=real)
+    except (ClusterError, build.BuildError, HostError, NodeError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"cluster ready in {time.monotonic() - started:.1f} s at {state.server}")
-    click.echo(f"{len(DEFAULT_NODES)} kwok nodes; kubeconfig: {state.kubeconfig}")
+    real_nodes = f"1 real node ({NODE_NAME}) and " if real else ""
+    click.echo(f"{real_nodes}{len(DEFAULT_NODES)} kwok nodes; kubeconfig: {state.kubeconfig}")
     click.echo(f"  export KUBECONFIG={state.kubeconfig}")
 
 
@@ -91,8 +105,15 @@ def status(directory: Path) -> None:
         click.echo("no cluster started from " + str(directory))
         return
     click.echo(f"server: {state.server}\nkubeconfig: {state.kubeconfig}")
+    click.echo("processes:")
     for name, alive in plane.running().items():
         click.echo(f"  {name:<24} pid {state.processes[name]:<8} {'running' if alive else 'stopped'}")
+    click.echo("nodes:")
+    if state.real_node:
+        click.echo(f"  {NODE_NAME:<24} real: containerd, kubelet, kube-proxy; pods run here by default")
+    for shape in DEFAULT_NODES:
+        taint = "GPU taint" if shape.taints else ("simulated taint" if state.real_node else "no taint")
+        click.echo(f"  {shape.name:<24} simulated by kwok ({taint})")
 
 
 @dev.command()
@@ -100,3 +121,20 @@ def status(directory: Path) -> None:
 def kubeconfig(directory: Path) -> None:
     """Print the admin kubeconfig's path, for `KUBECONFIG=$(kubeserve dev kubeconfig)`."""
     click.echo(str(_plane(directory).kubeconfig))
+
+
+@dev.command("images")
+def images_command() -> None:
+    """Build the operator, storage-initializer and model-server images without Docker, or find them cached."""
+    from kubeserve.devcluster import images
+
+    started = time.monotonic()
+    try:
+        built = images.ensure_images()
+    except build.BuildError as error:
+        raise click.ClickException(str(error)) from error
+    for image in built:
+        archive_mb = image.archive.stat().st_size / 1e6
+        click.echo(f"{image.image.reference:<46} {image.size / 1e6:6.0f} MB ({archive_mb:.0f} MB archive)")
+        click.echo(f"  {image.archive}")
+    click.echo(f"images ready in {time.monotonic() - started:.1f} s")

@@ -15,14 +15,14 @@ import socket
 import ssl
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from kubeserve.devcluster import build, nodes, pki, versions
+from kubeserve.devcluster import addresses, build, dns, nodes, pki, real_node, versions
 
 STATE_FILE = "state.json"
 # Every write, at metadata level: tests and benchmarks count the operator's writes from it.
@@ -53,6 +53,9 @@ class ClusterState:
     processes: dict[str, int]
     versions: str
     audit_log: str = ""
+    binaries: dict[str, str] = field(default_factory=dict)
+    """The binary of each process not built into the cache (containerd): how `running` recognises it."""
+    real_node: bool = False
 
 
 def _free_port() -> int:
@@ -75,6 +78,10 @@ def _kubeconfig(server: str, ca: Path, user: pki.KeyPair) -> dict[str, object]:
         "contexts": [{"name": "kubeserve-dev", "context": {"cluster": "kubeserve-dev", "user": "user"}}],
         "current-context": "kubeserve-dev",
     }
+
+
+def _binary(state: ClusterState, name: str) -> str:
+    return state.binaries.get(name) or str(build.binary_path(name))
 
 
 def _condition_true(obj: dict[str, Any], kind: str) -> bool:
@@ -125,13 +132,15 @@ class LocalControlPlane:
         state = self.state()
         if state is None:
             return {}
-        return {name: _is_ours(pid, str(build.binary_path(name))) for name, pid in state.processes.items()}
+        return {name: _is_ours(pid, _binary(state, name)) for name, pid in state.processes.items()}
 
     def _save(self, state: ClusterState) -> None:
         (self.directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
 
-    def _start(self, state: ClusterState, name: str, args: list[str]) -> None:
-        binary = str(build.binary_path(name))
+    def _start(self, state: ClusterState, name: str, args: list[str], binary: str | None = None) -> None:
+        if binary is not None:
+            state.binaries[name] = binary
+        binary = _binary(state, name)
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [binary, *args],
@@ -145,11 +154,12 @@ class LocalControlPlane:
         state.processes[name] = process.pid
         self._save(state)
 
-    def up(self, timeout: float = 90.0, audit_reads: bool = False) -> ClusterState:
+    def up(self, timeout: float = 90.0, audit_reads: bool = False, real: bool = False) -> ClusterState:
         """Start a fresh cluster and return once nodes are Ready and the API is usable.
 
         With `audit_reads`, the audit log also records the admin identity's reads,
         so that a benchmark can count every request of an operator running as admin.
+        With `real`, one real node joins the kwok nodes (`real_node`), and ordinary pods land on it.
         """
         if any(self.running().values()):
             raise ClusterError(
@@ -157,23 +167,52 @@ class LocalControlPlane:
             )
         build.ensure_built()
         try:
-            return self._start_all(time.monotonic() + timeout, audit_reads)
+            return self._start_all(time.monotonic() + timeout, audit_reads, real)
         except BaseException:
             self.down()
             raise
 
-    def _start_all(self, deadline: float, audit_reads: bool) -> ClusterState:
+    def _start_all(self, deadline: float, audit_reads: bool, real: bool) -> ClusterState:
         self._reset_directory()
+        # With a real node, pods reach the API server through the `kubernetes` Service: it binds the
+        # node's address, which they can reach, instead of loopback, which they cannot.
+        host = addresses.NODE_IP if real else "127.0.0.1"
+        etcd_client, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
+        server = f"https://{host}:{api_port}"
+        audit_log = self.logs / "audit.log"
+        state = ClusterState(
+            str(self.directory),
+            str(self.kubeconfig),
+            server,
+            {},
+            versions.as_text(),
+            str(audit_log),
+            real_node=real,
+        )
+        self._save(state)
+        node = real_node.RealNode(self.directory, self.logs) if real else None
+        if node is not None:
+            owner = node.claim.owner()
+            node.prepare_host(
+                owner_alive=owner is not None and any(LocalControlPlane(Path(owner)).running().values())
+            )
         certs = pki.ClusterPKI(self.directory / "pki")
-        serving = certs.serving("apiserver")
+        serving = certs.serving("apiserver", host)
         sa_keys = certs.service_account_keys()
         identities = {
             "admin": certs.client("admin", ADMIN_USER, "system:masters"),
             "controller-manager": certs.client("controller-manager", "system:kube-controller-manager"),
             "scheduler": certs.client("scheduler", "system:kube-scheduler"),
         }
-        etcd_client, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
-        server = f"https://127.0.0.1:{api_port}"
+        if real:
+            identities |= {
+                "kubelet": certs.client("kubelet", f"system:node:{addresses.NODE_NAME}", "system:nodes"),
+                "kube-proxy": certs.client("kube-proxy", "system:kube-proxy"),
+                "coredns": certs.client("coredns", dns.USER),
+            }
+        kubelet_client = certs.client(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+        )
         kubeconfigs = {}
         for who, pair in identities.items():
             path = self.directory / f"{who}.kubeconfig"
@@ -182,11 +221,6 @@ class LocalControlPlane:
         audit_policy = self.directory / "audit-policy.yaml"
         rules = [AUDIT_ADMIN_READS, *AUDIT_POLICY["rules"]] if audit_reads else AUDIT_POLICY["rules"]
         audit_policy.write_text(yaml.safe_dump({**AUDIT_POLICY, "rules": rules}))
-        audit_log = self.logs / "audit.log"
-        state = ClusterState(
-            str(self.directory), kubeconfigs["admin"], server, {}, versions.as_text(), str(audit_log)
-        )
-        self._save(state)
 
         etcd_url = f"http://127.0.0.1:{etcd_client}"
         peer_url = f"http://127.0.0.1:{etcd_peer}"
@@ -210,8 +244,8 @@ class LocalControlPlane:
             "kube-apiserver",
             [
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={host}",
+                f"--advertise-address={host}",
                 f"--secure-port={api_port}",
                 f"--tls-cert-file={serving.cert}",
                 f"--tls-private-key-file={serving.key}",
@@ -219,12 +253,18 @@ class LocalControlPlane:
                 f"--service-account-key-file={sa_keys.cert}",
                 f"--service-account-signing-key-file={sa_keys.key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                f"--service-cluster-ip-range={addresses.SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NodeRestriction",
                 "--allow-privileged=true",
                 f"--cert-dir={self.directory / 'pki'}",
                 "--profiling=false",
+                # `kubectl logs` and `exec` on the real node: the API server dials its InternalIP, checks
+                # kubelet's certificate, and shows its own.
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                f"--kubelet-certificate-authority={certs.ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
                 # Lists and watches straight from etcd: with the watch cache, a CRD deleted soon after it
                 # was created waits minutes for its cache ("storage is (re)initializing") before its
                 # instances can be cleaned up, which stalls tests that install and remove CRDs.
@@ -252,7 +292,7 @@ class LocalControlPlane:
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--profiling=false",
-                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                f"--service-cluster-ip-range={addresses.SERVICE_CIDR}",
             ],
         )
         self._start(
@@ -274,13 +314,26 @@ class LocalControlPlane:
                 f"--config={build.kwok_stages_file()}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={nodes.KWOK_ANNOTATION}=fake",
-                "--cidr=10.244.0.0/16",
-                "--node-ip=10.240.0.1",
+                f"--cidr={addresses.KWOK_POD_CIDR}",
+                f"--node-ip={addresses.KWOK_NODE_IP}",
                 "--node-lease-duration-seconds=40",
             ],
         )
         with self._admin_http(state) as http:
-            self._register_nodes_and_wait(http, deadline)
+            self._register_nodes_and_wait(http, deadline, simulated_taint=real)
+            if node is not None:
+                node.start(
+                    lambda name, binary, args: self._start(state, name, args, binary),
+                    real_node.NodeIdentity(
+                        ca=certs.ca.cert,
+                        kubelet_kubeconfig=Path(kubeconfigs["kubelet"]),
+                        kubelet_serving=certs.node_serving(addresses.NODE_NAME, addresses.NODE_IP),
+                        kube_proxy_kubeconfig=Path(kubeconfigs["kube-proxy"]),
+                        coredns_kubeconfig=Path(kubeconfigs["coredns"]),
+                    ),
+                    http,
+                    deadline,
+                )
         return state
 
     def _reset_directory(self) -> None:
@@ -311,9 +364,12 @@ class LocalControlPlane:
             if name in names and not alive:
                 raise ClusterError(f"{name} exited during start-up; see {self.logs / (name + '.log')}")
 
-    def _register_nodes_and_wait(self, http: httpx.Client, deadline: float) -> None:
+    def _register_nodes_and_wait(self, http: httpx.Client, deadline: float, simulated_taint: bool) -> None:
         for shape in nodes.DEFAULT_NODES:
-            response = http.post("/api/v1/nodes", json=nodes.node_manifest(shape))
+            manifest = nodes.node_manifest(shape)
+            if simulated_taint and not shape.taints:
+                manifest["spec"]["taints"].append(real_node.SIMULATED_TAINT)
+            response = http.post("/api/v1/nodes", json=manifest)
             if response.is_error:
                 raise ClusterError(f"could not register node {shape.name}: {response.text}")
         while time.monotonic() < deadline:
@@ -331,14 +387,24 @@ class LocalControlPlane:
         state = self.state()
         if state is None:
             return []
-        stopped = []
-        for name, pid in reversed(state.processes.items()):
-            binary = str(build.binary_path(name))
-            if _is_ours(pid, binary):
+        stopped: list[str] = []
+
+        def stop(name: str) -> None:
+            pid, binary = state.processes.get(name), _binary(state, name)
+            if pid is not None and _is_ours(pid, binary):
                 _stop(pid, binary)
                 child = self._children.pop(pid, None)
                 if child is not None:
                     child.wait()
                 stopped.append(name)
+
+        if state.real_node:
+            real_node.RealNode(self.directory, self.logs).stop(stop)
+        for name in reversed(state.processes):
+            stop(name)
+        # Children that died on their own (or were killed) are reaped too, not left as zombies.
+        for child in self._children.values():
+            child.wait(timeout=10)
+        self._children.clear()
         (self.directory / STATE_FILE).unlink()
         return stopped

@@ -16,7 +16,7 @@ REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
 NAMESPACE = "kube-system"
 SERVICE_NAME = "kube-dns"
 ENDPOINT_SLICE_NAME = "kube-dns-host"
-MANAGED_BY = "kubeserve.dev/devcluster"
+MANAGED_BY = "kubeserve-devcluster"
 """Any manager but the EndpointSlice controller's name keeps that controller off our slice."""
 DNS_PORTS = (("dns", "UDP"), ("dns-tcp", "TCP"))
 

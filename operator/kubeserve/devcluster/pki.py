@@ -15,10 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# A /16, so that a benchmark's thousand InferenceServices (a Service each) get cluster IPs.
-SERVICE_CIDR = "10.0.0.0/16"
-# The first address of the service range: the `kubernetes` Service's cluster IP.
-API_SERVICE_IP = "10.0.0.1"
+from kubeserve.devcluster.addresses import API_SERVICE_IP
+
 VALIDITY = datetime.timedelta(days=365)
 
 
@@ -109,8 +107,8 @@ class ClusterPKI:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return self._write(stem, builder.sign(self._ca_key, hashes.SHA256()), key)
 
-    def serving(self, stem: str) -> KeyPair:
-        """The API server's certificate, valid for loopback and the in-cluster names."""
+    def serving(self, stem: str, host_ip: str = "127.0.0.1") -> KeyPair:
+        """The API server's certificate, valid for loopback, the address it binds and the in-cluster names."""
         dns = [
             "localhost",
             "kubernetes",
@@ -119,8 +117,16 @@ class ClusterPKI:
             "kubernetes.default.svc.cluster.local",
         ]
         sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns]
-        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", API_SERVICE_IP)]
+        sans += [
+            x509.IPAddress(ipaddress.ip_address(ip))
+            for ip in dict.fromkeys(("127.0.0.1", host_ip, API_SERVICE_IP))
+        ]
         return self._issue(stem, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)
+
+    def node_serving(self, node: str, ip: str) -> KeyPair:
+        """kubelet's serving certificate, for its node name and InternalIP (which the API server dials)."""
+        sans: list[x509.GeneralName] = [x509.DNSName(node), x509.IPAddress(ipaddress.ip_address(ip))]
+        return self._issue(f"kubelet-{node}", _name(node), ExtendedKeyUsageOID.SERVER_AUTH, sans)
 
     def client(self, stem: str, user: str, group: str | None = None) -> KeyPair:
         return self._issue(stem, _name(user, group), ExtendedKeyUsageOID.CLIENT_AUTH)
