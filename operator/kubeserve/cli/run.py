@@ -113,5 +113,8 @@ def run(
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         standalone=True,
+        # kopf would otherwise name itself after the user from /etc/passwd, and the chart runs the
+        # image as a UID that has no entry there (as OpenShift's arbitrary UIDs do): it would not start.
+        identity=options.identity(),
         memo=kopf.Memo(options=options),
     )
