@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import joblib
 import pytest
 import xgboost
@@ -247,6 +248,20 @@ def node_namespace_module(node_kube: k8s.ApiClient, model_store: ModelStore) -> 
     """For services that several tests of a module share."""
     with credentialed_namespace(node_kube, model_store) as name:
         yield name
+
+
+def routed(cluster_ip: str) -> str:
+    """Wait until kube-proxy routes the Service (its rules follow the endpoints a moment after the pods
+    are Ready, which is what Ready means); returns the address."""
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://{cluster_ip}/v2/health/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    eventually(answers, timeout=30, what=f"the Service at {cluster_ip} to answer")
+    return cluster_ip
 
 
 def served(name: str, model_format: str, storage_uri: str, **predictor: Any) -> dict[str, Any]:

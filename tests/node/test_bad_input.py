@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import ModelStore, served
+from tests.node.conftest import Models, ModelStore, served
 from tests.polling import eventually
 
 ABSENT_IMAGE = "localhost/kubeserve/absent:1"
@@ -48,7 +48,7 @@ def test_an_image_that_is_not_on_the_node(
 
 
 def test_a_model_that_fails_to_load(
-    node_kube: k8s.ApiClient, installed_operator: str, node_namespace: str, model_store: ModelStore
+    node_kube: k8s.ApiClient, installed_operator: str, node_namespace: str, model_store: ModelStore, models: Models
 ) -> None:
     model_store.client().put_object(  # type: ignore[attr-defined]
         Bucket="models", Key="sklearn/broken/model.joblib", Body=b"not a pickle"

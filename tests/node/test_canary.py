@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.planning.rollout import LABEL_TRACK
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import Models, served
+from tests.node.conftest import Models, routed, served
 from tests.polling import eventually
 
 REQUESTS = 300
@@ -66,7 +66,7 @@ def test_a_canary_gets_the_share_its_replicas_imply(
     counts = eventually(split, timeout=180, what="a Ready canary beside the stable revision")
     canary, total = counts["canary"], sum(counts.values())
     p = canary / total
-    address = core.read_namespaced_service("iris-canary-predictor", node_namespace).spec.cluster_ip
+    address = routed(core.read_namespaced_service("iris-canary-predictor", node_namespace).spec.cluster_ip)
     first_row = {"instances": models.inputs[:1]}
     answers = []
     for _ in range(REQUESTS):

@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import Models, client_pod_output, served
+from tests.node.conftest import Models, client_pod_output, routed, served
 from tests.server.conftest import GrpcClient
 
 FORMATS = {"sklearn": "s3://models/sklearn/iris", "xgboost": "s3://models/xgboost/iris"}
@@ -40,9 +40,8 @@ def services(
     for model_format in FORMATS:
         name = f"iris-{model_format}"
         isvcs.wait_ready(name, timeout=180)
-        addresses[model_format] = core.read_namespaced_service(
-            f"{name}-predictor", isvcs.namespace
-        ).spec.cluster_ip
+        service = core.read_namespaced_service(f"{name}-predictor", isvcs.namespace)
+        addresses[model_format] = routed(service.spec.cluster_ip)
     return addresses
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import httpx
 from kubernetes import client as k8s
 
+from kubeserve.planning.naming import LABEL_SERVICE
 from tests.cluster.isvc import Isvcs
 from tests.node.conftest import Models, image_reference, served
+from tests.polling import eventually
 
 # Named features in, the predictor's lists out; the answer says it passed through here.
 TRANSFORMER = """
@@ -37,7 +39,7 @@ ThreadingHTTPServer(("", 8080), Handler).serve_forever()
 """
 
 
-def test_the_transformer_reaches_the_predictor_by_its_dns_name(
+def test_the_transformer_reaches_the_predictor_by_its_dns_name_and_deleting_removes_the_pods(
     node_kube: k8s.ApiClient, installed_operator: str, node_namespace: str, models: Models
 ) -> None:
     isvc = served("iris-tx", "sklearn", "s3://models/sklearn/iris")
@@ -61,8 +63,23 @@ def test_the_transformer_reaches_the_predictor_by_its_dns_name(
         dict(zip(("sepal_length", "sepal_width", "petal_length", "petal_width"), row, strict=True))
         for row in models.inputs
     ]
-    response = httpx.post(
-        f"http://{address.spec.cluster_ip}/v1/models/iris-tx:predict", json={"instances": named}, timeout=20
-    )
+    url = f"http://{address.spec.cluster_ip}/v1/models/iris-tx:predict"
+
+    def answer() -> httpx.Response | None:
+        """The transformer's Service routes a moment after it is Ready (kube-proxy's next sync)."""
+        try:
+            return httpx.post(url, json={"instances": named}, timeout=20)
+        except httpx.ConnectError:
+            return None
+
+    response = eventually(answer, timeout=30, what="the transformer's Service to answer")
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": models.sklearn_expected, "transformed_by": "transformer"}
+
+    isvcs.delete("iris-tx")
+    core = k8s.CoreV1Api(node_kube)
+    eventually(
+        lambda: not core.list_namespaced_pod(node_namespace, label_selector=f"{LABEL_SERVICE}=iris-tx").items,
+        timeout=60,
+        what="the service's pods to be gone after its deletion",
+    )
