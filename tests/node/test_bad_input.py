@@ -48,11 +48,13 @@ def test_an_image_that_is_not_on_the_node(
 
 
 def test_a_model_that_fails_to_load(
-    node_kube: k8s.ApiClient, installed_operator: str, node_namespace: str, model_store: ModelStore, models: Models
+    node_kube: k8s.ApiClient,
+    installed_operator: str,
+    node_namespace: str,
+    model_store: ModelStore,
+    models: Models,
 ) -> None:
-    model_store.client().put_object(  # type: ignore[attr-defined]
-        Bucket="models", Key="sklearn/broken/model.joblib", Body=b"not a pickle"
-    )
+    model_store.client().put_object(Bucket="models", Key="sklearn/broken/model.joblib", Body=b"not a pickle")
     isvcs = Isvcs(node_kube, node_namespace)
     isvcs.apply(served("broken", "sklearn", "s3://models/sklearn/broken"))
     condition = failed_predictor(isvcs, "broken", "failed to load")
