@@ -109,6 +109,8 @@ def running_server(
         "--host=127.0.0.1",
         f"--http_port={http_port}",
         f"--grpc_port={grpc_port}",
+        # Teardown stops at once; the drain tests pass their own, which argparse takes over this one.
+        "--drain_seconds=0",
         *args,
     ]
     with log_path.open("wb") as log:

@@ -39,7 +39,8 @@ GATED_MODULE = textwrap.dedent(
 )
 
 
-def test_ready_only_once_the_model_has_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def gated_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, dict[str, str]]:
+    """A model `slow` that loads once the gate file exists: its directory, the gate, the server's env."""
     (tmp_path / "gated_estimator.py").write_text(GATED_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     from gated_estimator import GatedClassifier  # type: ignore[import-not-found]
@@ -50,7 +51,11 @@ def test_ready_only_once_the_model_has_loaded(tmp_path: Path, monkeypatch: pytes
     (model_dir / "model.pkl").write_bytes(pickle.dumps(model))
     sys.modules.pop("gated_estimator")
     gate = tmp_path / "gate"
-    env = {"PYTHONPATH": str(tmp_path), "KUBESERVE_TEST_GATE": str(gate)}
+    return model_dir, gate, {"PYTHONPATH": str(tmp_path), "KUBESERVE_TEST_GATE": str(gate)}
+
+
+def test_ready_only_once_the_model_has_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir, gate, env = gated_model(tmp_path, monkeypatch)
     with (
         running_server(tmp_path, model_dir, "sklearn", env=env, ready=False) as server,
         httpx.Client(base_url=server.url) as http,

@@ -115,6 +115,7 @@ def run(
         standalone=True,
         # kopf would otherwise name itself after the user from /etc/passwd, and the chart runs the
         # image as a UID that has no entry there (as OpenShift's arbitrary UIDs do): it would not start.
-        identity=options.identity(),
+        # (kopf types it as its `Identity`, a NewType of str that it does not export.)
+        identity=options.identity(),  # type: ignore[arg-type]
         memo=kopf.Memo(options=options),
     )

@@ -12,6 +12,8 @@ from kubeserve_server.model import FORMATS
 DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
 # Kubernetes' default terminationMessagePath: the kubelet reports this file's text when the container exits.
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+# Covers kube-proxy's next sync after a pod starts terminating, well inside the default 30 s grace period.
+DEFAULT_DRAIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class ServerConfig:
     log_payload_url: str | None = None
     log_level: str = "INFO"
     termination_log: Path = DEFAULT_TERMINATION_LOG
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
     @property
     def tls(self) -> bool:
@@ -41,6 +44,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
     return value
 
 
@@ -93,6 +103,15 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_TERMINATION_LOG,
         help="where the reason a model failed to load goes before the server exits; skipped if unwritable",
+    )
+    p.add_argument(
+        "--drain_seconds",
+        "--drain-seconds",
+        type=_non_negative,
+        default=DEFAULT_DRAIN_SECONDS,
+        help="after SIGTERM, answer not ready but keep serving this long before shutting down: the kubelet "
+        "signals as the endpoint starts terminating, and kube-proxy stops routing to it only on its next "
+        "sync. The default covers that, well inside the default 30 s grace period; 0 stops at once",
     )
     return p
 

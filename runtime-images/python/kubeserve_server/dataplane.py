@@ -34,6 +34,7 @@ class DataPlane:
         """`others_loaded` says whether sibling worker processes have loaded the model too."""
         self.model = model
         self.load_error: str | None = None
+        self.draining = False
         self._others_loaded = others_loaded
 
     async def load(self) -> str | None:
@@ -63,15 +64,19 @@ class DataPlane:
     def live(self) -> bool:
         return True
 
+    def drain(self) -> None:
+        """From now on readiness says no, so probes and load balancers move away; inference goes on."""
+        self.draining = True
+
     def ready(self) -> bool:
-        """Server readiness: with several workers, only once every one of them can serve."""
-        return self.model.ready() and self._others_loaded()
+        """Server readiness: with several workers, only once all of them can serve; never while draining."""
+        return self.model.ready() and self._others_loaded() and not self.draining
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": __version__, "extensions": []}
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
-        return self._model(name, version).ready()
+        return self._model(name, version).ready() and not self.draining
 
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         model = self._ready_model(name, version)

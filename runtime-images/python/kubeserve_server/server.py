@@ -124,8 +124,10 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
         )
     )
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, setattr, http, "should_exit", True)
+    # A worker hears only its supervisor: a Ctrl-C reaches the whole process group, and the
+    # terminal's SIGINT beside the supervisor's SIGTERM would count as a second signal.
+    for signum in (signal.SIGTERM, signal.SIGINT) if worker is None else (signal.SIGTERM,):
+        loop.add_signal_handler(signum, _on_signal, http, dataplane, config.drain_seconds)
 
     await grpc_server.start()
     if payload_logger is not None:
@@ -150,6 +152,22 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
         load.cancel()
         await asyncio.gather(load, return_exceptions=True)
     return dataplane.load_error is None
+
+
+def _on_signal(http: uvicorn.Server, dataplane: DataPlane, drain_seconds: float) -> None:
+    """Drain first, then stop gracefully; a second signal, or one while not ready, stops at once.
+
+    The kubelet signals as it marks the endpoint terminating, but kube-proxy routes to it until its
+    next sync: a server that stopped listening at once would refuse those connections. While
+    draining, readiness says no and both listeners serve as usual. Nothing is routed to a server
+    that is not ready (still loading, or already draining), so it has nothing to drain.
+    """
+    if drain_seconds == 0 or not dataplane.ready():
+        http.should_exit = True
+        return
+    dataplane.drain()
+    logger.info("draining for %gs: not ready, still serving, then stopping", drain_seconds)
+    asyncio.get_running_loop().call_later(drain_seconds, setattr, http, "should_exit", True)
 
 
 async def _load(
@@ -204,6 +222,7 @@ class _WorkerSlot:
 
 def _worker(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot) -> None:
     logs.configure(config.log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not uvloop.run(serve(config, http_socket, worker)):
         sys.exit(1)
 
@@ -212,7 +231,8 @@ def run(config: ServerConfig) -> None:
     """One process per worker; the HTTP socket is bound once here and shared, gRPC uses SO_REUSEPORT.
 
     Exits 1 when the model fails to load. With workers, one that exits non-zero (its model failed
-    to load) stops the others, and the server exits 1 all the same.
+    to load) stops the others, and the server exits 1 all the same. The supervisor passes each
+    SIGTERM or SIGINT on to the workers as SIGTERM: the first makes each drain, a second stops them.
     """
     http_socket = bind_http(config)
     if config.workers == 1:
