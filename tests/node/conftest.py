@@ -9,39 +9,24 @@ why; with KUBESERVE_REQUIRE_REAL_NODE=1 (CI) it fails instead.
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import subprocess
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import boto3
-import httpx
-import joblib
 import pytest
-import xgboost
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from moto.server import ThreadedMotoServer
-from sklearn.datasets import load_iris
-from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
 
-from kubeserve.devcluster import addresses, build, host_network, images
+from kubeserve.devcluster import build, host_network, images
 from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
 from kubeserve.devcluster.real_node import RealNode
-from tests.polling import eventually
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "kubeserve"
-BUCKET = "models"
-S3_KEY, S3_SECRET = "node-tests", "node-tests-secret"
-ACCOUNT = "models"
+from tests.node.workloads import (
+    Models,
+    ModelStore,
+    credentialed_namespace,
+    install_chart,
+    running_model_store,
+    upload_models,
+)
 
 
 def _unsupported() -> str | None:
@@ -54,11 +39,6 @@ def _unsupported() -> str | None:
         except build.BuildError as error:
             reason = str(error)
     return reason
-
-
-def image_reference(name: str) -> str:
-    """The reference the tree runs an image by: `operator`, `storage-initializer` or `model-server`."""
-    return next(image.reference for image in images.all_images() if image.name == name)
 
 
 def require_real_node() -> None:
@@ -100,141 +80,21 @@ def node_kube(real_cluster: ClusterState) -> k8s.ApiClient:
     return k8s_config.new_client_from_config(real_cluster.kubeconfig)
 
 
-def helm(kubeconfig: str, *args: str) -> str:
-    result = subprocess.run(
-        [str(build.binary_path("helm")), *args, "--kubeconfig", kubeconfig],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def installed_operator(real_cluster: ClusterState, built_images: list[images.BuiltImage]) -> str:
-    """`helm install` of the chart with the images built here; returns the operator's namespace once
-    its pod is Ready on the real node."""
-    namespace = "kubeserve-system"
-    repository, tag = image_reference("operator").rsplit(":", 1)
-    helm(
-        real_cluster.kubeconfig,
-        "install",
-        "kubeserve",
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--create-namespace",
-        "--set",
-        f"image.repository={repository},image.tag={tag},image.pullPolicy=Never,replicas=1",
-        "--set",
-        f"config.storageInitializer.image={image_reference('storage-initializer')}",
-        "--wait",
-        "--timeout",
-        "180s",
-    )
-    return namespace
-
-
-@dataclass(frozen=True)
-class ModelStore:
-    """The S3 server as pods reach it (the node's address) and the objects the tests uploaded."""
-
-    endpoint: str
-    host_port: str
-
-    def client(self) -> Any:
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=S3_KEY,
-            aws_secret_access_key=S3_SECRET,
-        )
-
-
-@dataclass(frozen=True)
-class Models:
-    """The trained models and the inputs the tests send: predictions must equal `expected`."""
-
-    inputs: list[list[float]]
-    sklearn_expected: list[int]
-    xgboost_expected: list[float]
-    constant_class: int
-    """What the model at sklearn/constant answers for any input (a canary that is easy to recognise)."""
+    """The chart, installed with the images built here; the operator's namespace."""
+    return install_chart(real_cluster.kubeconfig)
 
 
 @pytest.fixture(scope="session")
 def model_store(real_cluster: ClusterState) -> Iterator[ModelStore]:
-    """moto's S3 server on the node's address, so pods reach it; stopped at the end of the session."""
-    server = ThreadedMotoServer(ip_address=addresses.NODE_IP, port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield ModelStore(f"http://{host}:{port}", f"{host}:{port}")
-    finally:
-        server.stop()
+    with running_model_store() as store:
+        yield store
 
 
 @pytest.fixture(scope="session")
 def models(model_store: ModelStore) -> Models:
-    """An iris scikit-learn model and an XGBoost model, trained here and uploaded to the store."""
-    features, labels = load_iris(return_X_y=True)
-    s3: Any = model_store.client()
-    s3.create_bucket(Bucket=BUCKET)
-    sklearn_model = LogisticRegression(max_iter=500).fit(features, labels)
-    constant = DummyClassifier(strategy="constant", constant=2).fit(features, labels)
-    for key, model in (("sklearn/iris", sklearn_model), ("sklearn/constant", constant)):
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        s3.put_object(Bucket=BUCKET, Key=f"{key}/model.joblib", Body=buffer.getvalue())
-    booster = xgboost.XGBRegressor(n_estimators=10, max_depth=3).fit(features, labels)
-    s3.put_object(
-        Bucket=BUCKET, Key="xgboost/iris/model.json", Body=bytes(booster.get_booster().save_raw("json"))
-    )
-    inputs = features[[0, 60, 120]]
-    assert sklearn_model.predict(inputs[:1]).tolist() != [2], "the canary must answer differently"
-    return Models(
-        inputs=inputs.tolist(),
-        sklearn_expected=sklearn_model.predict(inputs).tolist(),
-        xgboost_expected=booster.predict(inputs).tolist(),
-        constant_class=2,
-    )
-
-
-@contextmanager
-def credentialed_namespace(kube: k8s.ApiClient, store: ModelStore) -> Iterator[str]:
-    """A fresh namespace with a ServiceAccount `models` that carries the store's credentials by
-    reference: a Secret and the `serving.kserve.io/s3-*` annotations."""
-    core = k8s.CoreV1Api(kube)
-    name = f"n-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    core.create_namespaced_secret(
-        name,
-        {
-            "metadata": {"name": "s3-credentials"},
-            "stringData": {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET},
-        },
-    )
-    core.create_namespaced_service_account(
-        name,
-        {
-            "metadata": {
-                "name": ACCOUNT,
-                "annotations": {
-                    "serving.kserve.io/s3-endpoint": store.host_port,
-                    "serving.kserve.io/s3-usehttps": "0",
-                    "serving.kserve.io/s3-region": "us-east-1",
-                },
-            },
-            "secrets": [{"name": "s3-credentials"}],
-        },
-    )
-    eventually(lambda: core.list_namespaced_service_account(name).items, what=f"ServiceAccounts in {name}")
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
+    return upload_models(model_store)
 
 
 @pytest.fixture
@@ -248,74 +108,3 @@ def node_namespace_module(node_kube: k8s.ApiClient, model_store: ModelStore) -> 
     """For services that several tests of a module share."""
     with credentialed_namespace(node_kube, model_store) as name:
         yield name
-
-
-def routed(cluster_ip: str) -> str:
-    """Wait until kube-proxy routes the Service (its rules follow the endpoints a moment after the pods
-    are Ready, which is what Ready means); returns the address."""
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"http://{cluster_ip}/v2/health/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    eventually(answers, timeout=30, what=f"the Service at {cluster_ip} to answer")
-    return cluster_ip
-
-
-def served(name: str, model_format: str, storage_uri: str, **predictor: Any) -> dict[str, Any]:
-    """An InferenceService of a model in the store, fetched with the namespace's credentials."""
-    return {
-        "apiVersion": "serving.kubeserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {
-            "predictor": {
-                "serviceAccountName": ACCOUNT,
-                "model": {"modelFormat": {"name": model_format}, "storageUri": storage_uri},
-                **predictor,
-            }
-        },
-    }
-
-
-CLIENT = """
-import sys, urllib.request
-request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-print(urllib.request.urlopen(request, timeout=20).read().decode())
-"""
-
-
-def client_pod_output(kube: k8s.ApiClient, namespace: str, url: str, body: dict[str, Any]) -> str:
-    """POST `body` to `url` from a pod on the real node (the model server's image, for its Python);
-    returns what it printed, read back through the API server from the kubelet."""
-    core = k8s.CoreV1Api(kube)
-    name = f"client-{uuid.uuid4().hex[:6]}"
-    core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "client",
-                        "image": image_reference("model-server"),
-                        "imagePullPolicy": "Never",
-                        "command": ["python", "-c", CLIENT, url, json.dumps(body)],
-                    }
-                ],
-            },
-        },
-    )
-
-    def finished() -> str | None:
-        phase = core.read_namespaced_pod(name, namespace).status.phase
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = eventually(finished, timeout=60, what=f"client pod {name} to finish")
-    output: str = core.read_namespaced_pod_log(name, namespace)
-    assert phase == "Succeeded", output
-    return output

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import Models, ModelStore, served
+from tests.node.workloads import Models, ModelStore, served
 from tests.polling import eventually
 
 ABSENT_IMAGE = "localhost/kubeserve/absent:1"

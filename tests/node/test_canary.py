@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.planning.rollout import LABEL_TRACK
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import Models, routed, served
+from tests.node.workloads import Models, routed, served
 from tests.polling import eventually
 
 REQUESTS = 300

@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import Models, client_pod_output, routed, served
+from tests.node.workloads import Models, client_pod_output, routed, served
 from tests.server.conftest import GrpcClient
 
 FORMATS = {"sklearn": "s3://models/sklearn/iris", "xgboost": "s3://models/xgboost/iris"}

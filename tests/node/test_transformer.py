@@ -8,7 +8,7 @@ from kubernetes import client as k8s
 
 from kubeserve.planning.naming import LABEL_SERVICE
 from tests.cluster.isvc import Isvcs
-from tests.node.conftest import Models, image_reference, served
+from tests.node.workloads import Models, image_reference, served
 from tests.polling import eventually
 
 # Named features in, the predictor's lists out; the answer says it passed through here.
