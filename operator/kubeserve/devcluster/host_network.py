@@ -100,6 +100,7 @@ class HostNetwork:
         if self.state_file.exists():
             return
         saved = {key: _read_sysctl(key) for key in SYSCTLS}
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(saved))
 
     def down(self) -> None:

@@ -85,12 +85,14 @@ def containerd_root() -> Path:
     return build.cache_root() / "real-node" / "containerd"
 
 
+NODE_STATE = Path("/var/lib/kubeserve/node")
+"""Machine-wide, not under the (per-user, overridable) cache: the host state it goes with is too."""
+CLAIM_MARKER = Path("/run/kubeserve/real-node.owner")
+"""Which cluster holds the machine's node; under /run, as a reboot ends any claim."""
+
+
 def node_files() -> NodeFiles:
-    return NodeFiles(build.cache_root() / "real-node" / "run")
-
-
-def claim_marker() -> Path:
-    return build.cache_root() / "real-node" / "owner"
+    return NodeFiles(NODE_STATE)
 
 
 def containerd_config(files: NodeFiles) -> str:
@@ -329,7 +331,7 @@ class RealNode:
         self.files = node_files()
         self.logs = logs
         self.network = host_network.HostNetwork(self.files.root.parent / "host-sysctls.json")
-        self.claim = host_network.NodeClaim(claim_marker())
+        self.claim = host_network.NodeClaim(CLAIM_MARKER)
 
     def prepare_host(self, owner_alive: bool) -> None:
         """Before any cluster process: claim the machine's one node, sweep a crashed run, route."""
