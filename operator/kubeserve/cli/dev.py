@@ -62,13 +62,19 @@ def build_command() -> None:
 )
 def up(directory: Path, reuse: bool, real: bool) -> None:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok, and wait until Ready."""
+    from kubeserve.devcluster import images
     from kubeserve.devcluster.cluster import ClusterError
     from kubeserve.devcluster.host_network import HostError, unsupported_reason
-    from kubeserve.devcluster.real_node import NodeError
+    from kubeserve.devcluster.real_node import NodeError, RealNode
 
     reason = unsupported_reason() if real else None
     if reason:
         raise click.ClickException(f"--real-node: {reason}")
+    try:
+        # The node's pods run the project's images, which no registry serves: built here first (once).
+        built = images.ensure_images() if real else []
+    except build.BuildError as error:
+        raise click.ClickException(f"--real-node: {error}") from error
 
     plane = _plane(directory)
     running = plane.running()
@@ -81,6 +87,9 @@ def up(directory: Path, reuse: bool, real: bool) -> None:
     except (ClusterError, build.BuildError, HostError, NodeError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"cluster ready in {time.monotonic() - started:.1f} s at {state.server}")
+    if built:
+        RealNode(plane.directory, plane.logs).import_images([image.archive for image in built])
+        click.echo("images on the node: " + ", ".join(image.image.reference for image in built))
     real_nodes = f"1 real node ({NODE_NAME}) and " if real else ""
     click.echo(f"{real_nodes}{len(DEFAULT_NODES)} kwok nodes; kubeconfig: {state.kubeconfig}")
     click.echo(f"  export KUBECONFIG={state.kubeconfig}")
