@@ -36,17 +36,18 @@ def test_a_crashed_node_is_swept_and_down_leaves_nothing(tmp_path: Path) -> None
     require_real_node()
     before = sysctls()
     crashed = LocalControlPlane(tmp_path / "crashed")
-    state = crashed.up(timeout=180.0, real=True)
-    running_pause_pod(state.kubeconfig)
-    for name, pid in state.processes.items():
-        if crashed.running()[name]:
-            os.kill(pid, signal.SIGKILL)
-    assert any(item.startswith("process") for item in real_node.leftovers()), (
-        "the pod's shim outlives a crash"
-    )
-
     plane = LocalControlPlane(tmp_path / "after")
     try:
+        state = crashed.up(timeout=180.0, real=True)
+        running_pause_pod(state.kubeconfig)
+        for name, pid in state.processes.items():
+            if crashed.running()[name]:
+                os.kill(pid, signal.SIGKILL)
+        eventually(lambda: not any(crashed.running().values()), what="the crashed cluster's processes to die")
+        assert any(item.startswith("process") for item in real_node.leftovers()), (
+            "a pod's shim outlives a crash"
+        )
+
         plane.up(timeout=180.0, real=True)
         with pytest.raises(host_network.HostError, match="a real node already runs"):
             LocalControlPlane(tmp_path / "second").up(timeout=60.0, real=True)
@@ -54,5 +55,6 @@ def test_a_crashed_node_is_swept_and_down_leaves_nothing(tmp_path: Path) -> None
         assert plane.running() and all(plane.running().values()), "the crashed cluster's down left it alone"
     finally:
         plane.down()
+        crashed.down()
     assert real_node.leftovers() == []
     assert sysctls() == before
