@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from kubernetes import client as k8s
 
@@ -64,11 +63,11 @@ def test_a_model_that_fails_to_load(
 @pytest.fixture
 def refusing_store(model_store: ModelStore) -> Iterator[ModelStore]:
     """The store with its credential checks on: the tests' keys belong to no user it knows."""
-    httpx.post(f"{model_store.endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()
+    model_store.enforce_auth(True)
     try:
         yield model_store
     finally:
-        httpx.post(f"{model_store.endpoint}/moto-api/reset-auth", content=b"inf").raise_for_status()
+        model_store.enforce_auth(False)
 
 
 def test_a_wrong_s3_credential(

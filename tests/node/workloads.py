@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import joblib
 import xgboost
@@ -25,11 +22,11 @@ from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from kubeserve.devcluster import addresses, build, images
+from kubeserve.devcluster import addresses, images
+from tests.cluster.test_install import CHART, helm
 from tests.polling import eventually
+from tests.storage.conftest import S3Server
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "kubeserve"
 BUCKET = "models"
 S3_KEY, S3_SECRET = "node-tests", "node-tests-secret"
 ACCOUNT = "models"
@@ -40,32 +37,14 @@ def image_reference(name: str) -> str:
     return next(image.reference for image in images.all_images() if image.name == name)
 
 
-def helm(kubeconfig: str, *args: str) -> str:
-    result = subprocess.run(
-        [str(build.binary_path("helm")), *args, "--kubeconfig", kubeconfig],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
 @dataclass(frozen=True)
-class ModelStore:
-    """The S3 server as pods reach it (the node's address) and the objects the tests uploaded."""
+class ModelStore(S3Server):
+    """The S3 server as pods reach it (the node's address), with the keys the tests' Secret holds."""
 
-    endpoint: str
     host_port: str
 
-    def client(self) -> Any:
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=S3_KEY,
-            aws_secret_access_key=S3_SECRET,
-        )
+    def client(self, key: str = S3_KEY, secret: str = S3_SECRET) -> Any:
+        return super().client(key, secret)
 
 
 @dataclass(frozen=True)
@@ -84,11 +63,10 @@ def install_chart(kubeconfig: str, namespace: str = "kubeserve-system") -> str:
     repository, tag = image_reference("operator").rsplit(":", 1)
     helm(
         kubeconfig,
+        namespace,
         "install",
         "kubeserve",
         str(CHART),
-        "--namespace",
-        namespace,
         "--create-namespace",
         "--set",
         f"image.repository={repository},image.tag={tag},image.pullPolicy=Never,replicas=1",

@@ -1,5 +1,5 @@
-"""The host side of the real node: its address plan, the routes that keep cluster traffic on this
-machine, and the removal of every piece of host-global state the node leaves behind.
+"""The host side of the real node: the routes that keep cluster traffic on this machine (the ranges
+are in `addresses`), and the removal of every piece of host-global state the node leaves behind.
 
 Until kube-proxy has synced, a packet for a ClusterIP (or a kwok pod's made-up IP) follows the default
 route out of the machine. Blackhole routes would stop that, but they also fail the host's own connects
@@ -8,7 +8,7 @@ with no ports, where a packet that nothing rewrites is dropped. Pods may reach t
 nothing else: a FORWARD rule rejects the rest.
 
 These are host-global (routes, the bridges, iptables chains, `/kubepods` cgroups), so only one real node
-runs at a time, under a lock, and whatever a crashed run left is swept before the next start.
+runs at a time (`NodeClaim`), and whatever a crashed run left is swept before the next start.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _link_exists(name: str) -> bool:
 
 @dataclass
 class HostNetwork:
-    """Sets up and removes the node's host state; `saved` keeps what it changed, to restore it."""
+    """Sets up and removes the node's host state; `state_file` keeps the sysctls it changed."""
 
     state_file: Path
 
@@ -163,14 +163,15 @@ def _pod_veths() -> list[str]:
     return sorted(p.name for p in ports.iterdir()) if ports.is_dir() else []
 
 
-def _remove_cni_netns() -> None:
+def _cni_netns() -> list[str]:
     """Network namespaces CNI made for pods (containerd names them `cni-<uuid>`)."""
     netns = Path("/var/run/netns")
-    if not netns.is_dir():
-        return
-    for entry in netns.iterdir():
-        if entry.name.startswith("cni-"):
-            _run("ip", "netns", "del", entry.name, check=False)
+    return sorted(e.name for e in netns.iterdir() if e.name.startswith("cni-")) if netns.is_dir() else []
+
+
+def _remove_cni_netns() -> None:
+    for name in _cni_netns():
+        _run("ip", "netns", "del", name, check=False)
 
 
 def _our_chains(listing: str) -> list[str]:
@@ -200,12 +201,14 @@ def _remove_iptables_chains() -> None:
             _run("iptables", "-w", "-t", table, "-X", chain, check=False)
 
 
+def _kubepods() -> list[Path]:
+    """kubelet's `/kubepods` tree in every v1 hierarchy (and v2's)."""
+    return [h / CGROUP_PARENT for h in CGROUP_ROOT.iterdir() if (h / CGROUP_PARENT).is_dir()]
+
+
 def _remove_cgroups() -> None:
-    """kubelet's `/kubepods` tree in every v1 hierarchy (and v2's), deepest first."""
-    for hierarchy in CGROUP_ROOT.iterdir():
-        top = hierarchy / CGROUP_PARENT
-        if not top.is_dir():
-            continue
+    """Deepest first: a cgroup is removed only once it has no children."""
+    for top in _kubepods():
         for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -231,13 +234,10 @@ def unmount_under(*roots: Path) -> None:
 def leftovers() -> list[str]:
     """Host-global state of a real node that is still here: empty after a clean `down`."""
     found = [f"link {link}" for link in (SINK, BRIDGE) if _link_exists(link)]
-    found += [f"cgroup {h / CGROUP_PARENT}" for h in CGROUP_ROOT.iterdir() if (h / CGROUP_PARENT).is_dir()]
+    found += [f"cgroup {top}" for top in _kubepods()]
     for table in ("filter", "nat", "mangle"):
         found += [f"iptables {table}/{c}" for c in _our_chains(_run("iptables-save", "-t", table).stdout)]
-    netns = Path("/var/run/netns")
-    found += (
-        [f"netns {e.name}" for e in netns.iterdir() if e.name.startswith("cni-")] if netns.is_dir() else []
-    )
+    found += [f"netns {name}" for name in _cni_netns()]
     return found
 
 

@@ -7,7 +7,8 @@ still runs it (through the CRI fallback that 1.37 removes), and it installs in s
 CNI plugins; moving to a built 2.x is a version bump here once kubelet needs it.
 
 containerd's image store lives in the cache, so images imported once stay for the next node; its
-runtime state, kubelet's directory and the pods' logs live in the cluster directory and go with it.
+runtime state, kubelet's directory and the pods' logs live in one machine-wide place (`NODE_STATE`),
+removed by `down`.
 """
 
 from __future__ import annotations
@@ -267,11 +268,17 @@ def remove_containers(files: NodeFiles) -> None:
     for container in _ctr(files, "containers", "ls", "--quiet", check=False).stdout.split():
         _ctr(files, "tasks", "kill", "--signal", "SIGKILL", container, check=False)
         deadline = time.monotonic() + 10
-        while _ctr(files, "tasks", "delete", "--force", container, check=False).returncode != 0:
-            if "not found" in _ctr(files, "tasks", "ls", check=False).stdout or time.monotonic() > deadline:
+        while True:
+            deleted = _ctr(files, "tasks", "delete", "--force", container, check=False)
+            # A container that never started has no task: nothing to wait for.
+            if deleted.returncode == 0 or "not found" in deleted.stderr or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         _ctr(files, "containers", "delete", container, check=False)
+
+
+def containerd_answers(files: NodeFiles) -> bool:
+    return _ctr(files, "version", check=False).returncode == 0
 
 
 def wait_for(check: Callable[[], bool], deadline: float, what: str, log: Path) -> None:
@@ -353,7 +360,7 @@ class RealNode:
                 )
             try:
                 wait_for(
-                    lambda: _ctr(self.files, "version", check=False).returncode == 0,
+                    lambda: containerd_answers(self.files),
                     time.monotonic() + 30,
                     "containerd (sweeping a previous run) answering",
                     self.logs / "containerd-sweep.log",
@@ -378,7 +385,7 @@ class RealNode:
         )
         launch("containerd", CONTAINERD, ["--config", str(self.files.root / "containerd.toml")])
         wait_for(
-            lambda: _ctr(self.files, "version", check=False).returncode == 0,
+            lambda: containerd_answers(self.files),
             deadline,
             "containerd answering",
             self.logs / "containerd.log",
@@ -429,14 +436,13 @@ class RealNode:
         A cluster that never held the node (another one did) leaves the host alone."""
         for name in ("coredns", "kube-proxy", "kubelet"):
             stop_process(name)
-        if self.claim.owner() != str(self.directory):
-            stop_process("containerd")
-            return
-        if self.files.socket.exists():
+        owned = self.claim.owner() == str(self.directory)
+        if owned and self.files.socket.exists():
             remove_containers(self.files)
         stop_process("containerd")
-        self._clean_host()
-        self.claim.release(self.directory)
+        if owned:
+            self._clean_host()
+            self.claim.release(self.directory)
 
 
 def _free_ports(count: int) -> list[int]:
