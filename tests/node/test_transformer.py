@@ -8,7 +8,7 @@ from kubernetes import client as k8s
 
 from kubeserve.planning.naming import LABEL_SERVICE
 from tests.cluster.isvc import Isvcs
-from tests.node.workloads import Models, image_reference, served
+from tests.node.workloads import Models, image_reference, routed, served
 from tests.polling import eventually
 
 # Named features in, the predictor's lists out; the answer says it passed through here.
@@ -58,7 +58,10 @@ def test_the_transformer_reaches_the_predictor_by_its_dns_name_and_deleting_remo
     isvcs = Isvcs(node_kube, node_namespace)
     isvcs.apply(isvc)
     isvcs.wait_ready("iris-tx", timeout=180)
-    address = k8s.CoreV1Api(node_kube).read_namespaced_service("iris-tx-transformer", node_namespace)
+    core = k8s.CoreV1Api(node_kube)
+    # The transformer calls the predictor's Service, which kube-proxy routes a moment after Ready too.
+    routed(core.read_namespaced_service("iris-tx-predictor", node_namespace).spec.cluster_ip)
+    address = core.read_namespaced_service("iris-tx-transformer", node_namespace)
     named = [
         dict(zip(("sepal_length", "sepal_width", "petal_length", "petal_width"), row, strict=True))
         for row in models.inputs
@@ -77,7 +80,6 @@ def test_the_transformer_reaches_the_predictor_by_its_dns_name_and_deleting_remo
     assert response.json() == {"predictions": models.sklearn_expected, "transformed_by": "transformer"}
 
     isvcs.delete("iris-tx")
-    core = k8s.CoreV1Api(node_kube)
     eventually(
         lambda: not core.list_namespaced_pod(node_namespace, label_selector=f"{LABEL_SERVICE}=iris-tx").items,
         timeout=60,
