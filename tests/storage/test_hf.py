@@ -161,7 +161,7 @@ def _serve(hub: FakeHub) -> Iterator[str]:
 
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    """A Hub with a public repository of two branches, a private, a gated, an empty and a broken one.
+    """A Hub with a public repository of two branches, a private, a gated, an empty and two broken ones.
 
     The same handler also runs on a second port, another origin, as the CDN the Hub redirects to.
     """
@@ -172,6 +172,7 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
             "acme/gated": Repo({"main": V1}, access="gated"),
             "acme/empty": Repo({"main": {}}),
             "acme/short": Repo({"main": MAIN}, size_lie=1),
+            "acme/climbs": Repo({"main": {"model.joblib": b"w", "../../escaped.txt": b"gotcha"}}),
         }
     )
     with _serve(fake) as fake.url, _serve(fake) as fake.cdn:
@@ -244,6 +245,17 @@ def test_refusals_say_what_to_fix_and_write_nothing(
         fetch(uri, tmp_path / "models")
     assert says in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_name_that_climbs_out_is_refused_and_nothing_written(hub: FakeHub, tmp_path: Path) -> None:
+    """A Hub (or a mirror) decides the file names; one with `..` would land beside the destination."""
+    dest = tmp_path / "a" / "b" / "models"
+    with pytest.raises(StorageError) as raised:
+        fetch("hf://acme/climbs", dest)
+    assert str(raised.value).startswith(
+        "the Hub client refused the repository: Invalid filename '../../escaped.txt'"
+    )
+    assert list(tmp_path.rglob("*")) == [tmp_path / "a", tmp_path / "a" / "b"]
 
 
 def test_unreachable_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,6 @@
 """s3:// against a real S3-compatible server (moto's server mode on 127.0.0.1)."""
 
 import json
-import re
 import socket
 from pathlib import Path
 
@@ -211,17 +210,52 @@ def test_a_flag_that_is_not_a_boolean() -> None:
         S3Settings.from_env({"S3_VERIFY_SSL": "maybe"})
 
 
-def test_key_that_climbs_out_is_refused(s3: S3Server, tmp_path: Path) -> None:
-    """Object keys are free-form: `..` in one must not write outside the destination."""
+@pytest.mark.parametrize(
+    ("uri", "key"),
+    [
+        ("s3://models/models", "models/../../escape.txt"),
+        ("s3://models/models/", "models/sub/../../../escape.txt"),
+        ("s3://models", "../escape.txt"),
+        ("s3://models", "/escape.txt"),
+    ],
+)
+def test_keys_with_parent_segments_are_refused_and_nothing_written(
+    s3: S3Server, tmp_path: Path, uri: str, key: str
+) -> None:
+    """S3 keys may hold `..` literally; where one would land outside the destination, nothing is fetched."""
     client = s3.client()
     client.create_bucket(Bucket="models")
-    client.put_object(Bucket="models", Key="sklearn/iris/model.joblib", Body=b"weights")
-    client.put_object(Bucket="models", Key="sklearn/iris/../../../escaped", Body=b"gotcha")
-    assert "sklearn/iris/../../../escaped" in [
-        o["Key"] for o in client.list_objects_v2(Bucket="models")["Contents"]
-    ]
+    client.put_object(Bucket="models", Key="models/model.joblib", Body=b"weights")
+    client.put_object(Bucket="models", Key=key, Body=b"gotcha")
+    assert key in [o["Key"] for o in client.list_objects_v2(Bucket="models")["Contents"]]
+    with pytest.raises(StorageError) as raised:
+        fetch(uri, tmp_path / "a" / "b" / "dest")
+    assert str(raised.value) == f"object key {key!r} would be written outside the destination; refusing it"
+    assert list(tmp_path.rglob("*")) == [tmp_path / "a", tmp_path / "a" / "b"]
+
+
+def test_a_key_whose_parent_segments_stay_inside_lands_where_it_points(s3: S3Server, tmp_path: Path) -> None:
+    client = s3.client()
+    client.create_bucket(Bucket="models")
+    client.put_object(Bucket="models", Key="models/meta/../model.joblib", Body=b"weights")
+    fetch("s3://models/models", tmp_path / "dest")
+    assert tree(tmp_path / "dest") == {"model.joblib": b"weights"}
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://models/models/../../escape.txt", "s3://models/..", "s3://models/models/../secret/"]
+)
+def test_prefix_with_parent_segments_is_refused_before_any_request(
+    s3: S3Server, tmp_path: Path, uri: str
+) -> None:
+    """The store would take `models/../x` literally: the URI is refused before any listing."""
+    client = s3.client()
+    client.create_bucket(Bucket="models")
+    client.put_object(Bucket="models", Key="models/../../escape.txt", Body=b"gotcha")
+    client.put_object(Bucket="models", Key="models/../secret/model.joblib", Body=b"weights")
+    s3.enforce_auth(True)  # any request from here on, with the test's credentials, would be refused
     with pytest.raises(
-        StorageError, match=re.escape("object key 'sklearn/iris/../../../escaped' would be written outside")
+        StorageError, match=r"s3:// path '.*' has a '\.\.' segment; name the model by its full path"
     ):
-        fetch("s3://models/sklearn/iris", tmp_path / "a" / "dest")
-    assert list(tmp_path.rglob("*")) == [tmp_path / "a"]
+        fetch(uri, tmp_path / "dest")
+    assert list(tmp_path.iterdir()) == []

@@ -51,6 +51,13 @@ def test_parses(uri: str, expected: Source) -> None:
         ("https://host/", "must name a file"),
         ("https://host", "must name a file"),
         ("pvc://", "pvc:// needs a claim name"),
+        ("s3://b/../../etc", "s3:// path '../../etc' has a '..' segment; name the model by its full path"),
+        ("gs://b/models/../secret", "gs:// path 'models/../secret' has a '..' segment"),
+        ("s3://b/models/..", "s3:// path 'models/..' has a '..' segment"),
+        (
+            "pvc://claim/../other",
+            "pvc:// path '../other' has a '..' segment; name the model by its full path, as in pvc://claim/path/to/model",
+        ),
         ("file://otherhost/x", "file:// URIs name a local path"),
         ("", "the URI is empty"),
     ],

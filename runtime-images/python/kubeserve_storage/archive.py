@@ -1,11 +1,12 @@
 """Unpack a downloaded .tar.gz, .tgz or .zip, refusing any archive with a member that escapes."""
 
-import os
+import posixpath
 import tarfile
 import zipfile
 from pathlib import Path
 
 from kubeserve_storage.errors import StorageError
+from kubeserve_storage.paths import below
 
 SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
@@ -28,12 +29,12 @@ def unpack(archive: Path) -> None:
             if archive.name.lower().endswith(".zip"):
                 with zipfile.ZipFile(stream) as zipped:
                     for name in zipped.namelist():
-                        _check_inside(root, name, name)
+                        below(name, f"archive member {name!r}")
                     zipped.extractall(root)
             else:
                 with tarfile.open(fileobj=stream, mode="r:gz") as tarred:
                     for member in tarred.getmembers():
-                        _check_member(root, member)
+                        _check_member(member)
                     # The "data" filter checks paths and links again, and drops owners and special modes.
                     tarred.extractall(root, filter="data")
         except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
@@ -42,19 +43,12 @@ def unpack(archive: Path) -> None:
         raise StorageError(f"{archive.name} is an empty archive")
 
 
-def _check_member(root: Path, member: tarfile.TarInfo) -> None:
-    _check_inside(root, member.name, member.name)
-    if member.issym():
-        _check_inside(root, os.path.join(os.path.dirname(member.name), member.linkname), member.name)
-    elif member.islnk():
-        _check_inside(root, member.linkname, member.name)
+def _check_member(member: tarfile.TarInfo) -> None:
+    what = f"archive member {member.name!r}"
+    below(member.name, what)
+    if member.issym():  # a symbolic link's target is relative to the link's own directory
+        below(posixpath.join(posixpath.dirname(member.name), member.linkname), what)
+    elif member.islnk():  # a hard link's target is relative to the archive's root
+        below(member.linkname, what)
     elif not (member.isfile() or member.isdir()):
-        raise StorageError(f"archive member {member.name!r} is a device or pipe; refusing the archive")
-
-
-def _check_inside(root: Path, path: str, member: str) -> None:
-    target = os.path.normpath(os.path.join(root, path))
-    if os.path.isabs(path) or os.path.commonpath([root, target]) != str(root):
-        raise StorageError(
-            f"archive member {member!r} would be written outside the destination; refusing the archive"
-        )
+        raise StorageError(f"{what} is a device or pipe; refusing the archive")

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from kubeserve_storage.errors import StorageError
+from kubeserve_storage.paths import below
 from kubeserve_storage.uri import BucketUri
 
 
@@ -11,23 +12,24 @@ def plan(uri: BucketUri, keys: Iterable[str]) -> dict[str, PurePosixPath]:
     """Map each object key the URI names to its path relative to the destination.
 
     `bucket/models/iris` names the object `models/iris` itself (saved under its base name) or
-    everything below `models/iris/`, but not `models/iris2/`. A key that would climb out of the
-    destination (`..`) is refused, since object keys are free-form strings.
+    everything below `models/iris/`, but not `models/iris2/`. A key whose path would land outside
+    the destination (`..`) is refused, and so is one that names the destination itself.
     """
     exact = uri.prefix
-    below = f"{uri.prefix.rstrip('/')}/" if uri.prefix else ""
+    under = f"{uri.prefix.rstrip('/')}/" if uri.prefix else ""
     planned: dict[str, PurePosixPath] = {}
     for key in keys:
         if key.endswith("/"):  # a console-made "folder" marker, no data
             continue
         if exact and key == exact:
-            relative = PurePosixPath(PurePosixPath(key).name)
-        elif key.startswith(below):
-            relative = PurePosixPath(key[len(below) :])
+            name = PurePosixPath(key).name
+        elif key.startswith(under):
+            name = key[len(under) :]
         else:
             continue
-        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise StorageError(f"object key {key!r} would be written outside the destination; refusing it")
+        relative = below(name, f"object key {key!r}")
+        if not relative.parts:
+            raise StorageError(f"object key {key!r} names the destination itself, not a file in it")
         planned[key] = relative
     if not planned and uri.prefix:
         raise StorageError(

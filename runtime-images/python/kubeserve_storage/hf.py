@@ -2,6 +2,9 @@
 
 The client finds the Hub at HF_ENDPOINT (a mirror), else the public Hub. The token is HF_TOKEN and
 nothing else: a token file left in the image or the cache never decides what a pod may read.
+
+File names come from the Hub or the mirror. The client itself (huggingface-hub >= 2.4) refuses, before
+writing it, a name that is absolute or has a `..` segment; that refusal is reported like every other.
 """
 
 import os
@@ -72,6 +75,8 @@ def download(uri: HfUri, into: Path) -> None:
         raise StorageError(f"cannot reach the Hub: {error.__cause__ or error}") from error
     except (httpx2.HTTPError, OSError) as error:  # retries exhausted, or a file of the wrong size
         raise StorageError(f"download failed: {error}") from error
+    except ValueError as error:  # as for a file name that would land outside the destination ('..')
+        raise StorageError(f"the Hub client refused the repository: {error}") from error
     shutil.rmtree(into / _SCRATCH)
     if not any((into / _SCRATCH.parent).iterdir()):
         (into / _SCRATCH.parent).rmdir()

@@ -71,7 +71,7 @@ def parse(uri: str) -> Source:
         case "s3" | "gs":
             if not parts.netloc:
                 raise StorageError(f"{scheme}:// needs a bucket, as in {scheme}://bucket/path/to/model")
-            return BucketUri(scheme, parts.netloc, parts.path.lstrip("/"))
+            return BucketUri(scheme, parts.netloc, _without_parent(scheme, parts.path.lstrip("/")))
         case "http" | "https":
             if not parts.netloc:
                 raise StorageError(f"{scheme}:// needs a host, as in {scheme}://host/model.tar.gz")
@@ -84,13 +84,27 @@ def parse(uri: str) -> Source:
         case "pvc":
             if not parts.netloc:
                 raise StorageError("pvc:// needs a claim name, as in pvc://claim/path/to/model")
-            return PvcUri(parts.netloc, parts.path.lstrip("/"))
+            return PvcUri(parts.netloc, _without_parent(scheme, parts.path.lstrip("/")))
         case "file":
             if parts.netloc not in {"", "localhost"}:
                 raise StorageError("file:// URIs name a local path, as in file:///models/iris")
             return LocalUri(Path(unquote(parts.path)))
         case _:
             raise StorageError(f"unsupported scheme {scheme + '://'!r}; use {ALLOWED}")
+
+
+def _without_parent(scheme: str, path: str) -> str:
+    """The path of a bucket or claim URI, refused with a `..` segment.
+
+    A store takes `models/../x` as a literal key, not as `x`: whoever writes one means to climb, or
+    is mistaken, and a model path never needs it.
+    """
+    if ".." in path.split("/"):
+        raise StorageError(
+            f"{scheme}:// path {path!r} has a '..' segment; name the model by its full path, "
+            f"as in {scheme}://{'claim' if scheme == 'pvc' else 'bucket'}/path/to/model"
+        )
+    return path
 
 
 def _hf(rest: str) -> HfUri:
