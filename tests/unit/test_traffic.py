@@ -9,7 +9,7 @@ import pytest
 from kubeserve.config import OperatorConfig
 from kubeserve.planning.plan import Plan, PlanningError, plan_service
 from kubeserve.planning.rollout import CANARY, STABLE, TrackState
-from kubeserve.planning.traffic import MIRROR_ANNOTATION, Backend, effective_backend
+from kubeserve.planning.traffic import MIRROR_ANNOTATION, Backend, effective_backend, mirror_percent
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 
 
@@ -111,12 +111,35 @@ def test_mirroring_copies_traffic_to_a_ready_canary() -> None:
     ]
 
 
-@pytest.mark.parametrize("value", ["101", "-1", "half", ""])
+@pytest.mark.parametrize(
+    "value",
+    ["101", "-1", "half", "", "²", "\u0665\u0660", " 5", "5\n", "+5", "1_0", "1" * 5000],
+    ids=[
+        "over",
+        "negative",
+        "word",
+        "empty",
+        "superscript",
+        "arabic-indic",
+        "space",
+        "newline",
+        "sign",
+        "underscore",
+        "past-int-limit",
+    ],
+)
 def test_a_bad_mirror_annotation_is_a_planning_error(value: str) -> None:
     with pytest.raises(PlanningError) as refused:
         plan_service(service(SKLEARN, annotations={MIRROR_ANNOTATION: value}), inputs(backend="gateway"))
     assert refused.value.reason == "InvalidMirrorPercent"
     assert MIRROR_ANNOTATION in refused.value.message
+    assert "from 0 to 100 in digits 0-9" in refused.value.message
+    assert len(refused.value.message) < 200, "a long value is shortened"
+
+
+@pytest.mark.parametrize(("value", "percent"), [("0", 0), ("7", 7), ("100", 100)])
+def test_a_mirror_annotation_is_read_from_digits(value: str, percent: int) -> None:
+    assert mirror_percent({MIRROR_ANNOTATION: value}) == percent
 
 
 def test_istio_virtual_service_weighs_and_mirrors_the_same_split() -> None:

@@ -28,6 +28,7 @@ canary's own weighted share. Gateway API's `RequestMirror` filter and Istio's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -38,6 +39,9 @@ from kubeserve.planning.service import HTTP_PORT, build_service
 
 Backend = Literal["gateway", "istio", "service"]
 MIRROR_ANNOTATION = f"{GROUP_PREFIX}/mirror-percent"
+PERCENT = re.compile("[0-9]{1,3}")
+SHOWN_CHARACTERS = 32
+"""Of a bad annotation value in a message: an annotation may be hundreds of KB."""
 GATEWAY_API = "gateway.networking.k8s.io"
 
 
@@ -62,13 +66,21 @@ def ingress_host(service: str, namespace: str, domain: str) -> str:
 
 
 def mirror_percent(annotations: Mapping[str, str]) -> int | None:
+    """The annotation's percent: one to three digits 0-9, at most 100.
+
+    `str.isdigit` and `int` also take other scripts' digits (Arabic-Indic, say) and
+    superscripts ("²", which `int` then refuses), `int` takes signs, spaces
+    and underscores, and refuses more than 4300 digits: none of those is what
+    a person means here, and each must end as a condition, not an exception.
+    """
     value = annotations.get(MIRROR_ANNOTATION)
     if value is None:
         return None
-    if not value.strip().isdigit() or not 0 <= int(value) <= 100:
+    if not (PERCENT.fullmatch(value) and int(value) <= 100):
+        shown = repr(value) if len(value) <= SHOWN_CHARACTERS else f"{value[:SHOWN_CHARACTERS]!r}…"
         raise TrafficError(
             "InvalidMirrorPercent",
-            f"annotation {MIRROR_ANNOTATION} must be a whole number from 0 to 100, not {value!r}",
+            f"annotation {MIRROR_ANNOTATION} must be a whole number from 0 to 100 in digits 0-9, not {shown}",
         )
     return int(value)
 
