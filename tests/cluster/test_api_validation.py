@@ -143,6 +143,27 @@ BAD = [
     ("runtime without containers", runtime(containers=[]), "spec.containers"),
     ("runtime priority 0", runtime(supportedModelFormats=[{"name": "x", "priority": 0}]), "priority"),
     ("runtime protocol", runtime(protocolVersions=["v9"]), "spec.protocolVersions[0]"),
+    (
+        "runtimeVersion climbs",
+        with_model(runtimeVersion="../../evil"),
+        "spec.predictor.model.runtimeVersion: Invalid value: runtimeVersion must be an image tag "
+        "(letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-') or a digest",
+    ),
+    (
+        "storageUri climbs",
+        with_model(storageUri="s3://bucket/models/../../etc"),
+        "spec.predictor.model.storageUri: Invalid value: storageUri must not have a '..' path segment",
+    ),
+    (
+        "image with a climbing tag",
+        isvc({"containers": [{"name": "c", "image": "server:../../evil"}]}),
+        'spec.predictor.containers[0].image: Invalid value: "server:../../evil"',
+    ),
+    (
+        "runtime accelerator image",
+        runtime(acceleratorImages={"nvidia-a100": "server:../gpu"}),
+        'spec.acceleratorImages.nvidia-a100: Invalid value: "server:../gpu"',
+    ),
 ]
 
 
@@ -161,12 +182,28 @@ def test_api_server_accepts_every_example(
 
 
 @pytest.mark.parametrize(
-    "uri", ["gs://b/m", "s3://b/m", "https://h/m.onnx", "hf://org/m", "pvc://claim/m", "/mnt/m"]
+    "uri",
+    [
+        "gs://b/m",
+        "s3://b/m",
+        "https://h/m.onnx",
+        "https://h/m.onnx?next=/../x",
+        "hf://org/m",
+        "pvc://claim/m",
+        "/mnt/m",
+    ],
 )
 def test_api_server_accepts_known_storage_schemes(
     crds: None, kube: k8s.ApiClient, namespace: str, uri: str
 ) -> None:
     create(kube, namespace, with_model(storageUri=uri))
+
+
+@pytest.mark.parametrize("version", ["2.6.2", "26.08-py3", "sha256:" + "0123456789abcdef" * 4])
+def test_api_server_accepts_runtime_version_tags_and_digests(
+    crds: None, kube: k8s.ApiClient, namespace: str, version: str
+) -> None:
+    create(kube, namespace, with_model(runtimeVersion=version))
 
 
 def test_api_server_fills_defaults(crds: None, kube: k8s.ApiClient, namespace: str) -> None:

@@ -23,6 +23,7 @@ from kubeserve.api import (
 from tests.unit.crd_schema import cel_failures, requires_cel, schema
 
 MODEL = {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://bucket/iris"}
+SHA256 = "sha256:" + "0123456789abcdef" * 4
 CONTAINERS = [{"name": "kserve-container", "image": "registry.example.com/model:1"}]
 
 
@@ -75,6 +76,65 @@ CEL_CASES = [
         for uri in ("ftp://host/model", "bucket/model", "s3://", "pvc://", "pvc:///path", "/", "file:///m")
     ],
     ("legacy key bad storageUri", isvc({"sklearn": {"storageUri": "ftp://x"}}), "storageUri"),
+    *[
+        (f"storageUri {uri} keeps its dots", with_model(storageUri=uri), None)
+        for uri in (
+            "https://h/model.onnx?next=/../x",
+            "https://h/model.onnx#/../x",
+            "s3://b/..models/x",
+            "s3://b/models../x",
+            "gs://b/a...b/model",
+            "/mnt/models/.hidden",
+        )
+    ],
+    *[
+        (f"storageUri {uri} climbs", with_model(storageUri=uri), "'..' path segment")
+        for uri in (
+            "s3://b/../../etc",
+            "s3://b/models/..",
+            "s3://../x",
+            "gs://b/models/../secret",
+            "https://h/a/../model.onnx?sig=1",
+            "hf://org/..",
+            "pvc://claim/../other",
+            "/mnt/models/../etc",
+        )
+    ],
+    ("legacy key storageUri climbs", isvc({"sklearn": {"storageUri": "s3://b/../x"}}), "storageUri"),
+    *[
+        (f"runtimeVersion {version}", with_model(runtimeVersion=version), None)
+        for version in (
+            "2.6.2",
+            "latest",
+            "v0.28.0",
+            "26.08-py3",
+            "_build.1",
+            "a" * 128,
+            SHA256,
+            "sha512:" + "ab" * 64,
+        )
+    ],
+    *[
+        (
+            f"runtimeVersion {version!r}",
+            with_model(runtimeVersion=version),
+            "runtimeVersion must be an image tag",
+        )
+        for version in (
+            "../../evil",
+            "1.0/evil",
+            ".hidden",
+            "-rc1",
+            "",
+            "2.1 ",
+            "a" * 129,
+            "sha256:abc",
+            SHA256.upper(),
+            "md5:" + "0" * 32,
+            f"2.1@{SHA256}",
+        )
+    ],
+    ("legacy key runtimeVersion", isvc({"tensorflow": {"runtimeVersion": "../x"}}), "runtimeVersion"),
 ]
 
 
@@ -123,6 +183,30 @@ SCHEMA_CASES = [
     ("accelerator not a name", with_model(accelerator="NVIDIA A100"), "accelerator"),
     ("storageUri too long", with_model(storageUri="s3://b/" + "m" * 2048), "storageUri"),
     ("container without name", isvc({"containers": [{"image": "i"}]}), "containers.0.name"),
+    *[
+        (f"image {image}", isvc({"containers": [{"name": "c", "image": image}]}), None)
+        for image in (
+            "busybox",
+            "kserve/image-transformer:latest",
+            "registry.example.com/team/custom-model:1.0",
+            "localhost:5000/a/b_c__d-e:1",
+            f"[fd00::1]:5000/img:1@{SHA256}",
+            f"ghcr.io/kubeserve/model-server@{SHA256}",
+        )
+    ],
+    *[
+        (f"image {image!r}", isvc({"containers": [{"name": "c", "image": image}]}), "containers.0.image")
+        for image in ("", "Busybox", "img:../../evil", "../img", "img:", "img@sha256:abc", "img:1 ", "a//b")
+    ],
+    ("model image", with_model(image="Registry/Image"), "model.image"),
+    (
+        "transformer init container image",
+        isvc(
+            {"model": MODEL},
+            transformer={"containers": CONTAINERS, "initContainers": [{"name": "init", "image": "x:../y"}]},
+        ),
+        "transformer.initContainers.0.image",
+    ),
     ("empty containers", isvc({"containers": []}), "containers"),
     ("port 0", isvc({"containers": [{"name": "c", "ports": [{"containerPort": 0}]}]}), "containerPort"),
     ("transformer without containers", isvc({"model": MODEL}, transformer={}), "transformer.containers"),
@@ -161,6 +245,9 @@ RUNTIME = {
         ({"supportedModelFormats": [{"name": "sklearn", "priority": 0}]}, "supportedModelFormats.0.priority"),
         ({"supportedModelFormats": [{"autoSelect": True}]}, "supportedModelFormats.0.name"),
         ({"protocolVersions": ["v9"]}, "protocolVersions.0"),
+        ({"containers": [{"name": "c", "image": "server:../../evil"}]}, "spec.containers.0.image"),
+        ({"acceleratorImages": {"nvidia.com/gpu": f"server-gpu@{SHA256}"}}, None),
+        ({"acceleratorImages": {"nvidia-a100": "server:../gpu"}}, "acceleratorImages.nvidia-a100"),
     ],
 )
 def test_serving_runtime_constraints(change: dict[str, Any], field: str | None) -> None:

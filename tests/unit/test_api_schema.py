@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kubeserve.api.common import IMAGE_PATTERN
 from kubeserve.api.crdgen import undescribed_properties
 from tests.unit.crd_schema import compile_cel, crds, requires_cel, rules, schema
 
@@ -95,7 +96,10 @@ def test_runtime_kinds(kind: str, scope: str) -> None:
     assert crd["spec"]["scope"] == scope
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["required"] == ["containers"]
-    assert spec["properties"]["acceleratorImages"]["additionalProperties"] == {"type": "string"}
+    assert spec["properties"]["acceleratorImages"]["additionalProperties"] == {
+        "type": "string",
+        "pattern": IMAGE_PATTERN,
+    }
     formats = spec["properties"]["supportedModelFormats"]["items"]["properties"]
     assert set(formats) == {"name", "version", "autoSelect", "priority"}
 
@@ -122,3 +126,11 @@ def test_strings_matched_by_cel_are_bounded() -> None:
             if ".matches(" in rule["rule"]:
                 field = rule["rule"].split(".matches(")[0].rsplit("self.", 1)[1]
                 assert node["properties"][field]["maxLength"] <= 4096, f"{path}.{field}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_image_reference_is_checked(kind: str) -> None:
+    """Whatever container a spec names an image for, the API server checks the reference's grammar."""
+    images = [node for path, node in nodes(schema(kind)) if path.endswith(".image")]
+    assert images
+    assert all(node.get("pattern") == IMAGE_PATTERN for node in images)

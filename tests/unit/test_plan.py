@@ -9,7 +9,7 @@ import pytest
 from kubeserve.api.serving_runtime import ServingRuntime
 from kubeserve.planning.naming import LABEL_REVISION, LABEL_RUNTIME, LABEL_SERVICE
 from kubeserve.planning.plan import LABEL_TRACK, Plan, PlanningError, plan_service
-from kubeserve.planning.pods import with_tag
+from kubeserve.planning.pods import with_version
 from tests.unit.planning_inputs import REPO, SKLEARN, example, inputs, service
 
 
@@ -81,17 +81,25 @@ def test_model_fields_replace_the_runtimes_and_runtime_version_replaces_the_tag(
     assert "modelFormat" not in container and "storageUri" not in container
 
 
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
 @pytest.mark.parametrize(
-    ("image", "tag", "expected"),
+    ("image", "version", "expected"),
     [
         ("repo/img:1", "2", "repo/img:2"),
         ("repo/img", "2", "repo/img:2"),
         ("host:5000/img", "2", "host:5000/img:2"),
-        ("host:5000/img:1@sha256:abc", "2", "host:5000/img:2"),
+        (f"host:5000/img:1@{DIGEST}", "2", "host:5000/img:2"),
+        ("repo/img:1", DIGEST, f"repo/img@{DIGEST}"),
+        ("host:5000/img", DIGEST, f"host:5000/img@{DIGEST}"),
+        (f"host:5000/img:1@sha256:{'f' * 64}", DIGEST, f"host:5000/img@{DIGEST}"),
     ],
 )
-def test_with_tag_leaves_registry_ports_alone(image: str, tag: str, expected: str) -> None:
-    assert with_tag(image, tag) == expected
+def test_runtime_version_replaces_tag_or_digest_and_leaves_registry_ports_alone(
+    image: str, version: str, expected: str
+) -> None:
+    assert with_version(image, version) == expected
 
 
 def test_the_storage_initializer_fetches_into_the_model_dir() -> None:

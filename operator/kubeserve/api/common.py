@@ -20,6 +20,20 @@ GROUP = "serving.kubeserve.io"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
+IMAGE_TAG_PATTERN = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+"""A Docker image tag, as the distribution reference grammar has it."""
+IMAGE_DIGEST_PATTERN = "sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}"
+"""An image digest in the algorithms containerd and the registries verify (lowercase hex)."""
+_PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REGISTRY = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?/"
+IMAGE_PATTERN = (
+    rf"^(?:{_REGISTRY})?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    rf"(?::{IMAGE_TAG_PATTERN})?(?:@(?:{IMAGE_DIGEST_PATTERN}))?$"
+)
+"""A whole image reference (`[registry[:port]/]path[:tag][@digest]`), as the distribution reference grammar
+has it; Go's RE2 (the API server's schema patterns) and pydantic's Rust regex read it alike."""
+
 
 @dataclass(frozen=True)
 class CelRule:
@@ -212,8 +226,8 @@ class ContainerFields(ApiModel):
 
     name: str | None = None
     """Name of the container."""
-    image: str | None = None
-    """Container image."""
+    image: str | None = Field(default=None, pattern=IMAGE_PATTERN)
+    """Container image: [registry[:port]/]path[:tag][@sha256:<64 hex digits>], the path in lowercase."""
     command: list[str] | None = None
     """Entrypoint; the image's when unset."""
     args: list[str] | None = None

@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kubeserve.api.common import ApiModel, CelRule, Container, ContainerFields, KubeObject, PodCommon
+from kubeserve.api.common import (
+    IMAGE_DIGEST_PATTERN,
+    IMAGE_TAG_PATTERN,
+    ApiModel,
+    CelRule,
+    Container,
+    ContainerFields,
+    KubeObject,
+    PodCommon,
+)
 
 ProtocolVersion = Literal["v1", "v2", "grpc-v1", "grpc-v2"]
 ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
@@ -17,6 +26,12 @@ STORAGE_URI_PATTERN = r"^((gs|s3|https?|hf|oci)://.+|pvc://[^/]+(/.*)?|/.+)$"
 """Schemes the storage initializer fetches from, plus `pvc://<claim>/<path>` (mounted) and absolute paths
 (already in the image or on a volume). RE2 and Python `re` read it alike."""
 _STORAGE_URI = re.compile(STORAGE_URI_PATTERN)
+PARENT_SEGMENT_PATTERN = "^[^?#]*/[.][.]([/?#]|$)"
+"""A `..` segment in the path of a URI (before any query or fragment) or of an absolute path: a bucket
+key or a claim path would be taken literally or climb out, and no model location needs one."""
+_PARENT_SEGMENT = re.compile(PARENT_SEGMENT_PATTERN)
+RUNTIME_VERSION_PATTERN = f"^({IMAGE_TAG_PATTERN}|{IMAGE_DIGEST_PATTERN})$"
+_RUNTIME_VERSION = re.compile(RUNTIME_VERSION_PATTERN)
 
 LEGACY_FRAMEWORKS = (
     "sklearn",
@@ -57,14 +72,32 @@ class PredictorExtensionSpec(ContainerFields):
             ),
             field_path=".storageUri",
         ),
+        CelRule(
+            expression=f"!has(self.storageUri) || !self.storageUri.matches('{PARENT_SEGMENT_PATTERN}')",
+            message="storageUri must not have a '..' path segment: name the model by its full path",
+            holds=lambda spec: spec.storage_uri is None or _PARENT_SEGMENT.match(spec.storage_uri) is None,
+            field_path=".storageUri",
+        ),
+        CelRule(
+            expression="!has(self.runtimeVersion) "
+            f"|| self.runtimeVersion.matches('{RUNTIME_VERSION_PATTERN}')",
+            message="runtimeVersion must be an image tag (letters, digits, '_', '.' and '-', at most 128, "
+            "not starting with '.' or '-') or a digest (sha256:<64 lowercase hex digits>, or sha384, sha512)",
+            holds=lambda spec: (
+                spec.runtime_version is None or _RUNTIME_VERSION.fullmatch(spec.runtime_version) is not None
+            ),
+            field_path=".runtimeVersion",
+        ),
     )
 
     storage_uri: str | None = Field(default=None, max_length=2048)
     """Where the model is: gs://, s3://, https://, http:// and hf:// are downloaded into /mnt/models;
     pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is. oci:// (KServe's
-    modelcars) is accepted but not served yet: the predictor's condition says so."""
-    runtime_version: str | None = Field(default=None, max_length=128)
-    """Image tag of the serving runtime's container, in place of the runtime's own tag."""
+    modelcars) is accepted but not served yet: the predictor's condition says so. A '..' path segment is
+    refused."""
+    runtime_version: str | None = Field(default=None, max_length=len("sha512:") + 128)
+    """Image tag (2.6.2) or digest (sha256:<64 hex digits>) of the serving runtime's container, in place of
+    the runtime's own tag or digest."""
     protocol_version: ProtocolVersion | None = None
     """Inference protocol the model is served with: v1, v2 (Open Inference Protocol), grpc-v1 or grpc-v2.
     Unset means v1, as in KServe."""

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kubeserve.api.common import API_VERSION, ApiModel, Container, ObjectMeta, PodCommon
+from kubeserve.api.common import API_VERSION, IMAGE_PATTERN, ApiModel, Container, ObjectMeta, PodCommon
 from kubeserve.api.components import ProtocolVersion
 
 
@@ -48,7 +48,9 @@ class ServingRuntimeSpec(PodCommon):
     """Containers of the model server pod, the model server first. Their args and env values may hold
     templates over the service (name, namespace, labels, annotations), the model directory and the protocol.
     A component's own args are appended to the first container's."""
-    accelerator_images: Annotated[dict[str, str], Field(max_length=32)] | None = None
+    accelerator_images: (
+        Annotated[dict[str, Annotated[str, Field(pattern=IMAGE_PATTERN)]], Field(max_length=32)] | None
+    ) = None
     """Kubeserve extension: image of the first container per accelerator, by accelerator class name
     (nvidia-a100) or extended resource name (nvidia.com/gpu); the class name is looked up first."""
 

@@ -59,13 +59,13 @@ class PodParts:
     predictor_host: str | None = None
 
 
-def with_tag(image: str, tag: str) -> str:
-    """Replace an image's tag; a registry port (`host:5000/img`) is not a tag."""
+def with_version(image: str, version: str) -> str:
+    """The image at a model's runtimeVersion: a tag (`img:2.1`) or a digest (`img@sha256:...`, which has a
+    colon, as no tag has) replaces the image's own tag and digest; a registry port (`host:5000/img`) stays."""
     name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
+    if ":" in name.rsplit("/", 1)[-1]:
         name = name.rsplit(":", 1)[0]
-    return f"{name}:{tag}"
+    return f"{name}@{version}" if ":" in version else f"{name}:{version}"
 
 
 def _merge_env(base: list[dict[str, Any]], overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,7 +101,7 @@ def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) 
     if parts.placement.uses_accelerator and accelerator_image:
         container["image"] = accelerator_image
     if model.runtime_version:
-        container["image"] = with_tag(container["image"], model.runtime_version)
+        container["image"] = with_version(container["image"], model.runtime_version)
     return container
 
 
