@@ -17,12 +17,12 @@ gets fresh dicts it may keep or change without touching the view.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubeserve.apply import decoding
 from kubeserve.planning.naming import LABEL_SERVICE
 
 Body = dict[str, Any]
@@ -116,11 +116,11 @@ class Entry:
             metadata.get("resourceVersion", ""),
             (metadata.get("labels") or {}).get(LABEL_SERVICE),
             tuple(o.get("uid", "") for o in metadata.get("ownerReferences") or []),
-            json.dumps(slim(kind, body), separators=(",", ":")),
+            decoding.dumps(slim(kind, body)),
         )
 
     def body(self) -> Body:
-        decoded: Body = json.loads(self.text)
+        decoded: Body = decoding.loads(self.text)
         return decoded
 
     def newer_than(self, uid: str | None, version: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -205,3 +205,59 @@ def test_lists_in_pages_starts_over_when_a_page_expires_and_forgets_what_a_new_l
     assert sorted(reconciler.view.keys("Deployment")) == [("ns", "a"), ("ns", "b")]
     assert reconciler.view.get("Deployment", "ns", "a")["kind"] == "Deployment"  # type: ignore[index]
     assert enqueued == [], "nothing is reconciled before every kind is listed"
+
+
+class Broken:
+    """A list that fails once with an error nobody expected, then holds a poisoned and a good object."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def list_page(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug")
+        return {
+            "metadata": {"resourceVersion": "50"},
+            "items": [body("poisoned", "11", uid="u-2"), body("a", "10")],
+        }
+
+    async def watch(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        await asyncio.Event().wait()  # a quiet watch
+        yield {}
+
+
+class PoisonedView(ClusterView):
+    """A view with a bug that only one object provokes."""
+
+    def record(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        if body["metadata"]["name"] == "poisoned":
+            raise RecursionError("maximum recursion depth exceeded")
+        return super().record(kind, event_type, body)
+
+
+def test_a_follower_survives_an_unexpected_error_and_an_object_it_cannot_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> tuple[Reconciler, Broken]:
+        api = Broken()
+        reconciler = Reconciler(api, PoisonedView(), OperatorConfig())  # type: ignore[arg-type]
+        follower = Follower(
+            api, reconciler, Watched(DEPLOYMENT, _owner, child=True), None, Scope(), asyncio.Lock()
+        )  # type: ignore[arg-type]
+        task = asyncio.create_task(follower.run())
+        await asyncio.wait_for(follower.listed.wait(), 5)
+        assert not task.done()
+        task.cancel()
+        return reconciler, api
+
+    reconciler, api = asyncio.run(scenario())
+    assert api.calls == 2, "listed again after the failure"
+    assert reconciler.view.keys("Deployment") == [("ns", "a")], "the good object, past the poisoned one"
+    logged = {r.getMessage().split(";")[0]: r.exc_info is not None for r in caplog.records}
+    assert logged["watching deployments: RuntimeError('a bug')"], "the bug is logged with its traceback"
+    assert logged["Deployment ns/poisoned: skipped, it could not be recorded"]

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import kopf
 
+from kubeserve.apply import decoding
 from kubeserve.apply.resources import Resource
 
 FIELD_MANAGER = "kubeserve"
@@ -170,11 +171,11 @@ class KubeApi:
             return None
         if status >= 400:
             try:
-                message = json.loads(text).get("message", text)
+                message = decoding.loads(text).get("message", text)
             except ValueError:
                 message = text
             raise ApiError(status, message)
-        return json.loads(text)
+        return decoding.loads(text)
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = await self._send(
@@ -263,7 +264,7 @@ class KubeApi:
                     pending = bytearray(rest)
                     for line in lines:
                         if line.strip():
-                            yield json.loads(line)
+                            yield decoding.loads(line)
         except (TimeoutError, aiohttp.ClientError) as error:
             raise TransportError(f"watch {resource.plural}: {error!r}") from error
 

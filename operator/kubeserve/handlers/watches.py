@@ -172,11 +172,35 @@ class Follower:
         self.selector = {"labelSelector": LABEL_SERVICE} if watched.child else {}
 
     def _changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Record one object and mark the services it concerns; an object that cannot be is skipped.
+
+        One object (a tenant's) must never stop a list or a watch, and with it
+        every other service: a failure here is logged with its traceback, and
+        the list or watch goes on with the next object.
+        """
         resource = self.watched.resource
-        if self.reconciler.view.record(resource.kind, event_type, body) and self.reconciler.synced.is_set():
-            self.watched.enqueue(self.reconciler, body)
+        try:
+            if (
+                self.reconciler.view.record(resource.kind, event_type, body)
+                and self.reconciler.synced.is_set()
+            ):
+                self.watched.enqueue(self.reconciler, body)
+        except Exception:
+            metadata = body.get("metadata") or {}
+            logger.exception(
+                "%s %s/%s: skipped, it could not be recorded",
+                resource.kind,
+                metadata.get("namespace", ""),
+                metadata.get("name", "?"),
+            )
 
     async def run(self) -> None:
+        """Follow until cancelled: whatever fails, this loop backs off and goes on.
+
+        A dead follower would leave its kind unwatched (and, before the first
+        list, the operator never ready) with nothing but a failed liveness
+        probe to show for it; an unexpected error lists the kind afresh.
+        """
         version: str | None = None
         failures = 0
         while True:
@@ -205,11 +229,24 @@ class Follower:
                 await asyncio.sleep(UNSERVED_SECONDS)
             except (TransportError, ValueError) as error:
                 failures = await self._failed(error, failures)
+            except Exception as error:
+                version = None
+                failures = await self._failed(error, failures, unexpected=True)
 
-    async def _failed(self, error: Exception, failures: int) -> int:
-        """Wait before trying again, longer after each failure in a row; returns the new count."""
+    async def _failed(self, error: Exception, failures: int, unexpected: bool = False) -> int:
+        """Wait before trying again, longer after each failure in a row; returns the new count.
+
+        An unexpected error is a bug: logged at error level, with its traceback.
+        """
         delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-        logger.warning("watching %s: %s; again in %.1fs", self.watched.resource.plural, error, delay)
+        logger.log(
+            logging.ERROR if unexpected else logging.WARNING,
+            "watching %s: %s; again in %.1fs",
+            self.watched.resource.plural,
+            repr(error) if unexpected else error,
+            delay,
+            exc_info=error if unexpected else None,
+        )
         await asyncio.sleep(delay)
         return failures + 1
 
