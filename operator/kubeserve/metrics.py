@@ -29,7 +29,8 @@ RECONCILES = Counter(
 )
 RECONCILE_ERRORS = Counter(
     f"{PREFIX}_reconcile_errors_total",
-    "Reconciles that failed, by kind and cause (transient: retried; refused: the API server said no).",
+    "Reconciles that failed, by kind and cause (transient: retried; refused: the API server said no; "
+    "bug: the operator's own unexpected error, retried).",
     ["kind", "cause"],
 )
 RECONCILE_SECONDS = Histogram(

@@ -3,7 +3,9 @@
 Watch events only mark a service dirty; one task per dirty service plans,
 applies and writes status, then runs again if more events came meanwhile.
 A bad object gets a condition and an Event and the loop goes on with the
-others; a transient API failure is retried with backoff.
+others; a transient API failure is retried with backoff, and so is the
+operator's own failure (a bug), after it is logged, counted and shown on the
+service as a False condition.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kubeserve.api.inference_service import InferenceService
 from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from kubeserve.apply.applier import sync_children
 from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
+from kubeserve.apply.decoding import SPEC_DEPTH, too_deep
 from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE, VIRTUAL_SERVICE, Resource
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event, timestamp
@@ -30,13 +33,13 @@ from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name
 from kubeserve.planning.rollout import LABEL_TRACK, TrackState
 from kubeserve.planning.traffic import Backend, effective_backend
+from kubeserve.status.announcements import announcements
 from kubeserve.status.compute import Observed, compute_status
+from kubeserve.status.conditions import refused
 from kubeserve.status.readiness import deployment_verdict
 
 MAX_BACKOFF = 60.0
 CONCURRENT_RECONCILES = 16
-PROGRESS_REASONS = frozenset({"Creating", "RolloutPending", "RolloutInProgress"})
-"""Reasons of a rollout on its way: shown in conditions, but not worth a Warning event."""
 logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
@@ -47,6 +50,16 @@ def _valid(
     """Runtimes that parse; a broken runtime is skipped (and logged), never fatal to the services."""
     parsed = []
     for body in bodies:
+        where = too_deep(body)
+        if where is not None:
+            logger.warning(
+                "skipping %s %s: %s is nested deeper than %d levels",
+                model.__name__,
+                body["metadata"]["name"],
+                where,
+                SPEC_DEPTH,
+            )
+            continue
         try:
             parsed.append(model.model_validate(body))
         except ValidationError as error:
@@ -185,22 +198,60 @@ class Reconciler:
                         continue
                     RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "transient").inc()
                     logger.warning("reconcile of %s/%s will be retried in %.1fs: %s", *key, backoff, error)
-                    self._dirty.add(key)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    backoff = await self._retry_later(key, backoff)
+                except Exception as error:
+                    RECONCILES.labels(INFERENCE_SERVICE.kind, "error").inc()
+                    RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "bug").inc()
+                    logger.exception("reconcile of %s/%s failed unexpectedly; again in %.1fs", *key, backoff)
+                    await self._report_failure(key, error)
+                    backoff = await self._retry_later(key, backoff)
                 finally:
                     RECONCILE_SECONDS.labels(INFERENCE_SERVICE.kind).observe(time.monotonic() - started)
         finally:
             self._running.pop(key, None)
 
+    async def _retry_later(self, key: Key, backoff: float) -> float:
+        """Mark the service for another reconcile after `backoff` seconds; returns the next backoff."""
+        self._dirty.add(key)
+        await asyncio.sleep(backoff)
+        return min(backoff * 2, MAX_BACKOFF)
+
+    async def _report_failure(self, key: Key, error: Exception) -> None:
+        """Tell the service's owner that the operator, not their spec, failed; never raises.
+
+        The message names the exception's type only: its text may quote
+        anything, and the operator's log has the whole traceback.
+        """
+        try:
+            body = self.view.get("InferenceService", *key)
+            if body is not None:
+                await self._refuse(
+                    body,
+                    "InternalError",
+                    f"the operator failed to reconcile this service ({type(error).__name__}); "
+                    "it tries again with backoff, and its log has the details",
+                )
+        except Exception:
+            logger.exception("%s/%s: the failure could not be reported on the service", *key)
+
     async def reconcile(self, namespace: str, name: str) -> None:
         body = self.view.get("InferenceService", namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
+        # Before anything that recurses over the spec (validation, copies, hashes): a spec pruned by the
+        # decoder is always this deep, so a service is never planned from a pruned spec.
+        where = too_deep(body)
+        if where is not None:
+            await self._refuse(
+                body,
+                "TooDeep",
+                f"{where} is nested deeper than {SPEC_DEPTH} levels, more than Kubeserve reads: flatten it",
+            )
+            return
         try:
             service = InferenceService.model_validate(body)
         except ValidationError as error:
-            await self._refuse(body, error)
+            await self._refuse(body, "InvalidSpec", explain(error))
             return
         uid = service.metadata.uid
         inputs = PlanInputs(
@@ -247,7 +298,8 @@ class Reconciler:
         previous = body.get("status") or {}
         if status == previous:
             return
-        await self._announce(body, previous, status)
+        for announcement in announcements(previous, status):
+            await self._event(body, announcement.type, announcement.reason, announcement.message)
         metadata = body["metadata"]
         written = await self.api.apply(
             INFERENCE_SERVICE,
@@ -276,26 +328,6 @@ class Reconciler:
             },
         )
 
-    async def _announce(self, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:
-        """Events worth a person's attention: a new runtime choice, a condition turning bad or good."""
-        runtime = status.get("runtime")
-        if runtime and runtime != previous.get("runtime"):
-            await self._event(
-                body, "Normal", "RuntimeSelected", f"{runtime['kind']} {runtime['name']}: {runtime['reason']}"
-            )
-        before = {c["type"]: c for c in previous.get("conditions") or []}
-        for condition in status.get("conditions") or []:
-            old = before.get(condition["type"])
-            if old and (old["status"], old.get("reason")) == (condition["status"], condition.get("reason")):
-                continue
-            if condition["type"] == "Ready":
-                if condition["status"] == "True":
-                    await self._event(body, "Normal", "Ready", "the InferenceService is ready")
-            elif condition["status"] == "False" and condition["reason"] not in PROGRESS_REASONS:
-                await self._event(
-                    body, "Warning", condition["reason"], f"{condition['type']}: {condition['message']}"
-                )
-
     async def _event(self, body: dict[str, Any], event_type: EventType, reason: str, message: str) -> None:
         """A decision worth a person's attention: one log line and one Event."""
         metadata = body["metadata"]
@@ -314,21 +346,10 @@ class Reconciler:
         except ApiError as error:
             logger.warning("could not post event %s: %s", reason, error)
 
-    async def _refuse(self, body: dict[str, Any], error: ValidationError) -> None:
-        """A spec the API server let through but the models refuse (e.g. CRDs older than the operator)."""
-        problems = explain(error)
-        generation = body["metadata"].get("generation")
-        previous = body.get("status") or {}
-        old = {c["type"]: c for c in previous.get("conditions") or []}.get("Ready", {})
-        since = old.get("lastTransitionTime") if old.get("reason") == "InvalidSpec" else None
-        condition = {
-            "type": "Ready",
-            "status": "False",
-            "reason": "InvalidSpec",
-            "message": problems,
-            "lastTransitionTime": since or timestamp(),
-            "observedGeneration": generation,
-        }
-        await self._write_status(
-            body, {**previous, "observedGeneration": generation, "conditions": [condition]}
+    async def _refuse(self, body: dict[str, Any], reason: str, message: str) -> None:
+        """A service the operator will not plan: a spec the API server let through but the operator
+        cannot read (CRDs older than the operator, nesting too deep), or the operator's own failure."""
+        status = refused(
+            body.get("status") or {}, body["metadata"].get("generation"), reason, message, timestamp()
         )
+        await self._write_status(body, status)

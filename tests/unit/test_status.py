@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kubeserve.planning.plan import PlanningError, plan_service
+from kubeserve.status.announcements import Announcement, announcements
 from kubeserve.status.compute import Observed, compute_status
-from kubeserve.status.conditions import Verdict, dated
+from kubeserve.status.conditions import Verdict, dated, refused
 from kubeserve.status.readiness import deployment_verdict
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 
@@ -168,3 +169,51 @@ def test_the_transformer_is_the_entry_point() -> None:
     assert status["url"] == "http://iris-transformer.ml.svc.cluster.local"
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["TransformerReady"] == "Unknown" and conditions["Ready"] == "Unknown"
+
+
+def condition(kind: str, status: str, reason: str, message: str = "why") -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def test_a_refused_service_has_one_false_ready_condition_dated_from_when_it_turned_false() -> None:
+    previous = {
+        "url": "http://iris",
+        "conditions": [
+            {**condition("Ready", "False", "InvalidSpec"), "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            condition("PredictorReady", "False", "InvalidSpec"),
+        ],
+    }
+    status = refused(previous, 3, "TooDeep", "spec.a… is nested deeper than 64 levels", NOW)
+    assert status["url"] == "http://iris" and status["observedGeneration"] == 3
+    assert status["conditions"] == [
+        {
+            **condition("Ready", "False", "TooDeep", "spec.a… is nested deeper than 64 levels"),
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "observedGeneration": 3,
+        }
+    ]
+    assert refused({}, None, "TooDeep", "m", NOW)["conditions"][0]["lastTransitionTime"] == NOW
+
+
+def test_a_refusal_is_announced_once_as_a_warning() -> None:
+    refusal = {"conditions": [condition("Ready", "False", "InternalError", "the operator failed (KeyError)")]}
+    assert announcements({}, refusal) == [
+        Announcement("Warning", "InternalError", "Ready: the operator failed (KeyError)")
+    ]
+    assert announcements(refusal, refusal) == []
+
+
+def test_a_false_ready_explained_by_a_component_is_announced_once_by_the_component() -> None:
+    status = {
+        "conditions": [
+            condition("PredictorReady", "False", "NoRuntime", "no runtime for pmml"),
+            condition("Ready", "False", "NoRuntime", "no runtime for pmml"),
+        ]
+    }
+    assert announcements({}, status) == [
+        Announcement("Warning", "NoRuntime", "PredictorReady: no runtime for pmml")
+    ]
+    rolling = {"conditions": [condition("PredictorReady", "False", "RolloutInProgress")]}
+    assert announcements({}, rolling) == []
+    ready = {"conditions": [condition("Ready", "True", "Ready", "")]}
+    assert announcements(status, ready) == [Announcement("Normal", "Ready", "the InferenceService is ready")]

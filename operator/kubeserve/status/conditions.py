@@ -51,3 +51,18 @@ def all_ready(kind: str, parts: list[Verdict]) -> Verdict:
     if failing is None:
         return Verdict(kind, "True", "Ready", "")
     return Verdict(kind, "False" if failing.status == "False" else "Unknown", failing.reason, failing.message)
+
+
+def refused(
+    previous: Mapping[str, Any], generation: int | None, reason: str, message: str, now: str
+) -> dict[str, Any]:
+    """The status of a service the operator will not plan (a spec it cannot read, or its own failure).
+
+    Only a False Ready condition says why: the component conditions of a plan
+    that no longer applies would mislead. What the status says of revisions
+    and traffic stays as last written, since the children stay as they were.
+    """
+    conditions = dated(
+        [Verdict("Ready", "False", reason, message)], previous.get("conditions") or [], now, generation
+    )
+    return {**previous, "observedGeneration": generation, "conditions": conditions}

@@ -1,0 +1,142 @@
+"""A service the operator cannot plan (a bug in planning, a spec nested too deep) gets a verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from kubeserve.apply.decoding import SPEC_DEPTH, loads
+from kubeserve.apply.resources import EVENT, INFERENCE_SERVICE, Resource
+from kubeserve.config import OperatorConfig
+from kubeserve.observed import ClusterView
+from kubeserve.planning.plan import PlanInputs
+from kubeserve.reconciler import Reconciler
+from tests.unit.planning_inputs import SKLEARN
+
+NAMESPACE, NAME = "ml", "iris"
+
+
+class FakeApi:
+    """The KubeApi calls a reconcile makes, answered in memory: discovery, the status apply and Events.
+
+    A fake, for what is hard to provoke on a real API server (a bug in
+    planning); the real API server (tests/cluster) covers the wiring.
+    """
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self.stored = stored
+        self.statuses: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    async def serves(self, resource: Resource) -> bool:
+        return False
+
+    async def apply(
+        self, resource: Resource, obj: dict[str, Any], subresource: str | None = None
+    ) -> dict[str, Any]:
+        assert (resource, subresource) == (INFERENCE_SERVICE, "status"), "only the status is written"
+        self.statuses.append(obj["status"])
+        version = str(int(self.stored["metadata"]["resourceVersion"]) + 1)
+        self.stored = {
+            **self.stored,
+            "metadata": {**self.stored["metadata"], "resourceVersion": version},
+            "status": obj["status"],
+        }
+        return self.stored
+
+    async def create(
+        self, resource: Resource, namespace: str | None, obj: dict[str, Any], guarded: bool = True
+    ) -> dict[str, Any]:
+        assert resource == EVENT
+        self.events.append(obj)
+        return obj
+
+
+def isvc(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.kubeserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "uid": "u-1",
+            "resourceVersion": "1",
+            "generation": 1,
+        },
+        "spec": spec,
+    }
+
+
+def reconciler_for(body: dict[str, Any]) -> tuple[Reconciler, FakeApi]:
+    view = ClusterView()
+    view.record("InferenceService", "ADDED", body)
+    api = FakeApi(body)
+    reconciler = Reconciler(api, view, OperatorConfig())  # type: ignore[arg-type]
+    reconciler.synced.set()
+    return reconciler, api
+
+
+def ready(api: FakeApi) -> dict[str, Any]:
+    conditions = api.statuses[-1]["conditions"]
+    found: dict[str, Any] = next(c for c in conditions if c["type"] == "Ready")
+    return found
+
+
+def bugs() -> float:
+    value = REGISTRY.get_sample_value(
+        "kubeserve_reconcile_errors_total", {"kind": "InferenceService", "cause": "bug"}
+    )
+    return value or 0.0
+
+
+def test_a_bug_in_planning_is_logged_counted_shown_and_retried(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[PlanInputs] = []
+
+    def failing_plan(service: object, inputs: PlanInputs) -> None:
+        attempts.append(inputs)
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("kubeserve.reconciler.plan_service", failing_plan)
+    before = bugs()
+
+    async def scenario() -> FakeApi:
+        reconciler, api = reconciler_for(isvc(SKLEARN))
+        reconciler.enqueue(NAMESPACE, NAME)
+        for _ in range(100):  # the first retry comes after 0.5 s
+            await asyncio.sleep(0.05)
+            if len(attempts) >= 2:
+                break
+        assert (NAMESPACE, NAME) in reconciler._running, "the service's worker is still there"
+        await reconciler.stop()
+        return api
+
+    api = asyncio.run(scenario())
+    assert len(attempts) >= 2, "retried with backoff"
+    assert bugs() - before >= 2
+    condition = ready(api)
+    assert (condition["status"], condition["reason"]) == ("False", "InternalError")
+    assert "KeyError" in condition["message"] and "a bug" not in condition["message"]
+    assert len(api.statuses) == 1, "the same failure again writes nothing new"
+    assert [(e["type"], e["reason"]) for e in api.events] == [("Warning", "InternalError")]
+    failures = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert failures and failures[0].exc_info is not None, "logged with its traceback"
+
+
+@pytest.mark.parametrize("levels", [SPEC_DEPTH, 900, 5000])
+def test_a_spec_nested_too_deep_is_refused_with_a_condition_and_an_event(levels: int) -> None:
+    """900 levels still decode (under Python's recursion limit); 5000 are pruned by the decoder."""
+    text = json.dumps(isvc({**SKLEARN, "predictor": {**SKLEARN["predictor"], "affinity": "AFFINITY"}}))
+    body = loads(text.replace('"AFFINITY"', '{"a":' * levels + "{}" + "}" * levels))
+    reconciler, api = reconciler_for(body)
+    asyncio.run(reconciler.reconcile(NAMESPACE, NAME))
+    condition = ready(api)
+    assert (condition["status"], condition["reason"]) == ("False", "TooDeep")
+    assert condition["message"].startswith("spec.predictor.affinity.a.a")
+    assert f"nested deeper than {SPEC_DEPTH} levels" in condition["message"]
+    assert [(e["type"], e["reason"]) for e in api.events] == [("Warning", "TooDeep")]
