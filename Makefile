@@ -28,7 +28,7 @@ cluster-down: $(BIN)/kubeserve
 
 ## The main job: the local control plane (started if needed), Kubeserve's CRDs and runtimes, the operator.
 run: $(BIN)/kubeserve build
-	$(BIN)/kubeserve dev up --reuse
+	$(BIN)/kubeserve dev up --reuse --real-node=auto
 	kubectl --kubeconfig $$($(BIN)/kubeserve dev kubeconfig) apply --server-side --force-conflicts -f crds/
 	kubectl --kubeconfig $$($(BIN)/kubeserve dev kubeconfig) wait --for condition=Established \
 		--timeout 60s -f crds/

@@ -16,9 +16,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from kubeserve.devcluster import build, host_network, images
+from kubeserve.devcluster import images, real_node
 from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
-from kubeserve.devcluster.real_node import RealNode
 from tests.node.workloads import (
     Models,
     ModelStore,
@@ -29,21 +28,9 @@ from tests.node.workloads import (
 )
 
 
-def _unsupported() -> str | None:
-    reason = host_network.unsupported_reason()
-    if reason is None and not build.binary_path("kubelet").is_file():
-        reason = "kubelet is not built: run `kubeserve dev build`"
-    if reason is None:
-        try:
-            images.check_prerequisites()
-        except build.BuildError as error:
-            reason = str(error)
-    return reason
-
-
 def require_real_node() -> None:
     """Skip, saying why, where this machine cannot host a node; fail instead when CI requires it."""
-    reason = _unsupported()
+    reason = real_node.unsupported_reason()
     if reason:
         if os.environ.get("KUBESERVE_REQUIRE_REAL_NODE") == "1":
             pytest.fail(f"the real-node suite cannot run here: {reason}")
@@ -69,7 +56,9 @@ def real_cluster(
     plane = LocalControlPlane(tmp_path_factory.mktemp("real-cluster"))
     state = plane.up(timeout=180.0, real=True)
     try:
-        RealNode(plane.directory, plane.logs).import_images([image.archive for image in built_images])
+        real_node.RealNode(plane.directory, plane.logs).import_images(
+            [image.archive for image in built_images]
+        )
         yield state
     finally:
         plane.down()

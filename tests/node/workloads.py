@@ -5,7 +5,6 @@ those models, and clients inside and outside the cluster. The node suite's fixtu
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -14,15 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import joblib
-import xgboost
 from kubernetes import client as k8s
 from moto.server import ThreadedMotoServer
 from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
 
-from kubeserve.devcluster import addresses, images
+from kubeserve.devcluster import addresses, images, model_store
 from tests.cluster.test_install import CHART, helm
 from tests.polling import eventually
 from tests.storage.conftest import S3Server
@@ -92,20 +88,18 @@ def running_model_store() -> Iterator[ModelStore]:
 
 
 def upload_models(store: ModelStore) -> Models:
-    """An iris scikit-learn model, a constant one and an XGBoost model, trained here and uploaded."""
+    """The examples' iris models (scikit-learn and XGBoost, as the dev cluster's store serves them) and a
+    constant scikit-learn model, trained here and uploaded by their store paths."""
     features, labels = load_iris(return_X_y=True)
     s3: Any = store.client()
     s3.create_bucket(Bucket=BUCKET)
-    sklearn_model = LogisticRegression(max_iter=500).fit(features, labels)
-    constant = DummyClassifier(strategy="constant", constant=2).fit(features, labels)
-    for key, model in (("sklearn/iris", sklearn_model), ("sklearn/constant", constant)):
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        s3.put_object(Bucket=BUCKET, Key=f"{key}/model.joblib", Body=buffer.getvalue())
-    booster = xgboost.XGBRegressor(n_estimators=10, max_depth=3).fit(features, labels)
-    s3.put_object(
-        Bucket=BUCKET, Key="xgboost/iris/model.json", Body=bytes(booster.get_booster().save_raw("json"))
+    trained = model_store.iris_models()
+    trained["sklearn/constant/model.joblib"] = DummyClassifier(strategy="constant", constant=2).fit(
+        features, labels
     )
+    for key, model in trained.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=model_store.serialised(model))
+    sklearn_model, booster = trained[model_store.SKLEARN_IRIS], trained[model_store.XGBOOST_IRIS]
     inputs = features[[0, 60, 120]]
     assert sklearn_model.predict(inputs[:1]).tolist() != [2], "the canary must answer differently"
     return Models(

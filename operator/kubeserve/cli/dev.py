@@ -57,22 +57,31 @@ def build_command() -> None:
 @click.option(
     "--real-node",
     "real",
-    is_flag=True,
-    help="Add one real node (containerd, kubelet, kube-proxy, CoreDNS) where ordinary pods run.",
+    type=click.Choice(["yes", "no", "auto"]),
+    default="no",
+    is_flag=False,
+    flag_value="yes",
+    help="Add one real node (containerd, kubelet, kube-proxy, CoreDNS) where ordinary pods run, and a "
+    "model store that serves it the examples' models; `auto` adds it where this machine can host it.",
 )
-def up(directory: Path, reuse: bool, real: bool) -> None:
+def up(directory: Path, reuse: bool, real: str) -> None:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok, and wait until Ready."""
-    from kubeserve.devcluster import images
+    from kubeserve.devcluster import images, model_store
     from kubeserve.devcluster.cluster import ClusterError
-    from kubeserve.devcluster.host_network import HostError, unsupported_reason
-    from kubeserve.devcluster.real_node import NodeError, RealNode
+    from kubeserve.devcluster.host_network import HostError
+    from kubeserve.devcluster.real_node import NodeError, RealNode, unsupported_reason
 
-    reason = unsupported_reason() if real else None
-    if reason:
+    reason = unsupported_reason() if real != "no" else None
+    if reason and real == "yes":
         raise click.ClickException(f"--real-node: {reason}")
+    if reason:
+        click.echo(f"no real node ({reason}): every pod is simulated by kwok, and nothing answers requests")
+    with_node = real != "no" and reason is None
     try:
         # The node's pods run the project's images, which no registry serves: built here first (once).
-        built = images.ensure_images() if real else []
+        if with_node:
+            click.echo("the node's images: from the cache, or built now (a first build takes ~5 min)")
+        built = images.ensure_images() if with_node else []
     except build.BuildError as error:
         raise click.ClickException(f"--real-node: {error}") from error
 
@@ -83,15 +92,17 @@ def up(directory: Path, reuse: bool, real: bool) -> None:
         return
     started = time.monotonic()
     try:
-        state = plane.up(timeout=180.0 if real else 90.0, real=real)
+        state = plane.up(timeout=180.0 if with_node else 90.0, real=with_node)
     except (ClusterError, build.BuildError, HostError, NodeError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"cluster ready in {time.monotonic() - started:.1f} s at {state.server}")
     if built:
         RealNode(plane.directory, plane.logs).import_images([image.archive for image in built])
         click.echo("images on the node: " + ", ".join(image.image.reference for image in built))
-    real_nodes = f"1 real node ({NODE_NAME}) and " if real else ""
+    real_nodes = f"1 real node ({NODE_NAME}) and " if with_node else ""
     click.echo(f"{real_nodes}{len(DEFAULT_NODES)} kwok nodes; kubeconfig: {state.kubeconfig}")
+    if with_node:
+        click.echo(f"model store: {model_store.URL}/ serves {', '.join(model_store.PATHS)}")
     click.echo(f"  export KUBECONFIG={state.kubeconfig}")
 
 

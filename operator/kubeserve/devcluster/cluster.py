@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import yaml
 
-from kubeserve.devcluster import addresses, build, dns, nodes, pki, real_node, versions
+from kubeserve.devcluster import addresses, build, dns, model_store, nodes, pki, real_node, versions
 
 STATE_FILE = "state.json"
 # Every write, at metadata level: tests and benchmarks count the operator's writes from it.
@@ -159,7 +160,8 @@ class LocalControlPlane:
 
         With `audit_reads`, the audit log also records the admin identity's reads,
         so that a benchmark can count every request of an operator running as admin.
-        With `real`, one real node joins the kwok nodes (`real_node`), and ordinary pods land on it.
+        With `real`, one real node joins the kwok nodes (`real_node`), and ordinary pods land on it;
+        the example models are served to it from this machine (`model_store`).
         """
         if any(self.running().values()):
             raise ClusterError(
@@ -275,7 +277,12 @@ class LocalControlPlane:
             ],
         )
         with self._admin_http(state) as http:
-            self._wait_ready(http, deadline)
+            self._wait_answers(
+                lambda: http.get("/readyz"),
+                ("etcd", "kube-apiserver"),
+                deadline,
+                f"kube-apiserver was not ready in time; see {self.logs / 'kube-apiserver.log'}",
+            )
         self._start(
             state,
             "kube-controller-manager",
@@ -334,6 +341,17 @@ class LocalControlPlane:
                     http,
                     deadline,
                 )
+        if real:
+            store = self.directory / "models"
+            model_store.fill(store)
+            binary, arguments = model_store.server_command(store)
+            self._start(state, "model-store", arguments, binary)
+            self._wait_answers(
+                lambda: httpx.get(model_store.URL, timeout=1.0),
+                ("model-store",),
+                deadline,
+                f"the model store did not answer at {model_store.URL}; see {self.logs / 'model-store.log'}",
+            )
         return state
 
     def _reset_directory(self) -> None:
@@ -348,16 +366,19 @@ class LocalControlPlane:
         tls.load_cert_chain(str(certs / "admin.crt"), str(certs / "admin.key"))
         return httpx.Client(base_url=state.server, verify=tls, timeout=5.0)
 
-    def _wait_ready(self, http: httpx.Client, deadline: float) -> None:
+    def _wait_answers(
+        self, get: Callable[[], httpx.Response], names: tuple[str, ...], deadline: float, failure: str
+    ) -> None:
+        """Poll `get` until it answers 200, failing early when one of `names` exited."""
         while time.monotonic() < deadline:
-            self._fail_if_exited("etcd", "kube-apiserver")
+            self._fail_if_exited(*names)
             try:
-                if http.get("/readyz").status_code == 200:
+                if get().status_code == 200:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.2)
-        raise ClusterError(f"kube-apiserver was not ready in time; see {self.logs / 'kube-apiserver.log'}")
+            time.sleep(0.1)
+        raise ClusterError(failure)
 
     def _fail_if_exited(self, *names: str) -> None:
         for name, alive in self.running().items():

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
-from kubeserve.devcluster import build, dns, host_network, pause, pki
+from kubeserve.devcluster import build, dns, host_network, images, pause, pki
 from kubeserve.devcluster.addresses import DNS_SERVICE_IP, NODE_IP, NODE_NAME, POD_CIDR
 from kubeserve.devcluster.host_network import BRIDGE
 
@@ -40,6 +40,20 @@ CONTAINERD = "/usr/bin/containerd"
 CTR = "ctr"
 CRI_NAMESPACE = "k8s.io"
 SNAPSHOTTER = "overlayfs"
+
+
+def unsupported_reason() -> str | None:
+    """Why this machine cannot run the real node with the project's images on it, or None when it can:
+    the host (Linux, root, cgroups, containerd), kubelet built, and the tools that build the images."""
+    reason = host_network.unsupported_reason()
+    if reason is None and not build.binary_path("kubelet").is_file():
+        reason = "kubelet is not built: run `kubeserve dev build`"
+    if reason is None:
+        try:
+            images.check_prerequisites()
+        except build.BuildError as error:
+            reason = str(error)
+    return reason
 
 
 class NodeError(RuntimeError):
