@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from kubeserve.devcluster.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 VENVS = Path.home() / ".cache" / "kubeserve" / "bench-venvs"
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -49,13 +50,6 @@ VENV_PACKAGES = {
     # MLServer's inference worker fails to start with uvloop 0.23; 0.21 works.
     "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", SKLEARN, "uvloop==0.21.0"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def venv_python(name: str) -> Path:

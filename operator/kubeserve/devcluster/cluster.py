@@ -11,19 +11,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
 
-from kubeserve.devcluster import addresses, build, dns, model_store, nodes, pki, real_node, versions
+from kubeserve.devcluster import addresses, build, dns, model_store, nodes, pki, ports, real_node, versions
 
 STATE_FILE = "state.json"
 # Every write, at metadata level: tests and benchmarks count the operator's writes from it.
@@ -59,13 +57,6 @@ class ClusterState:
     real_node: bool = False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _kubeconfig(server: str, ca: Path, user: pki.KeyPair) -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -83,11 +74,6 @@ def _kubeconfig(server: str, ca: Path, user: pki.KeyPair) -> dict[str, object]:
 
 def _binary(state: ClusterState, name: str) -> str:
     return state.binaries.get(name) or str(build.binary_path(name))
-
-
-def _condition_true(obj: dict[str, Any], kind: str) -> bool:
-    conditions = obj.get("status", {}).get("conditions", [])
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
 
 
 def _is_ours(pid: int, binary: str) -> bool:
@@ -179,7 +165,7 @@ class LocalControlPlane:
         # With a real node, pods reach the API server through the `kubernetes` Service: it binds the
         # node's address, which they can reach, instead of loopback, which they cannot.
         host = addresses.NODE_IP if real else "127.0.0.1"
-        etcd_client, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
+        etcd_client, etcd_peer, api_port = ports.free_ports(3)
         server = f"https://{host}:{api_port}"
         audit_log = self.logs / "audit.log"
         state = ClusterState(
@@ -396,7 +382,7 @@ class LocalControlPlane:
         while time.monotonic() < deadline:
             self._fail_if_exited(*self.running())
             listed = http.get("/api/v1/nodes").json()["items"]
-            ready = [n for n in listed if _condition_true(n, "Ready")]
+            ready = [n for n in listed if nodes.ready(n)]
             accounts = http.get("/api/v1/namespaces/default/serviceaccounts").json()["items"]
             if len(ready) == len(nodes.DEFAULT_NODES) and accounts:
                 return

@@ -71,3 +71,8 @@ def node_manifest(shape: NodeShape) -> dict[str, Any]:
         "spec": {"taints": list(shape.taints)},
         "status": {"allocatable": resources, "capacity": resources},
     }
+
+
+def ready(node: dict[str, Any]) -> bool:
+    conditions = node.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

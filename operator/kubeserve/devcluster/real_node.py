@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -28,9 +27,10 @@ from typing import Any
 import httpx
 import yaml
 
-from kubeserve.devcluster import build, dns, host_network, images, pause, pki
+from kubeserve.devcluster import build, dns, host_network, images, nodes, pause, pki
 from kubeserve.devcluster.addresses import DNS_SERVICE_IP, NODE_IP, NODE_NAME, POD_CIDR
 from kubeserve.devcluster.host_network import BRIDGE
+from kubeserve.devcluster.ports import free_ports
 
 NODE_LABEL = "kubeserve.dev/node"
 """`real` on the real node, `simulated` on kwok's: a pod picks one with a nodeSelector."""
@@ -391,7 +391,7 @@ class RealNode:
         self.network.down()
 
     def start(self, launch: Launch, identity: NodeIdentity, http: httpx.Client, deadline: float) -> None:
-        kubelet_port, kubelet_healthz, proxy_healthz, proxy_metrics, dns_health, dns_ready = _free_ports(6)
+        kubelet_port, kubelet_healthz, proxy_healthz, proxy_metrics, dns_health, dns_ready = free_ports(6)
         write_configs(
             self.files,
             kubelet_config(self.files, identity.ca, identity.kubelet_serving, kubelet_port, kubelet_healthz),
@@ -459,23 +459,9 @@ class RealNode:
             self.claim.release(self.directory)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _node_ready(http: httpx.Client) -> bool:
     response = http.get(f"/api/v1/nodes/{NODE_NAME}")
-    if response.status_code != 200:
-        return False
-    conditions = response.json().get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return response.status_code == 200 and nodes.ready(response.json())
 
 
 def _create(http: httpx.Client, manifest: dict[str, Any]) -> None:
