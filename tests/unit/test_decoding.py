@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -84,6 +85,18 @@ def test_pruning_reads_strings_as_text_and_keeps_arrays_and_siblings() -> None:
     assert depth(decoded) == MAX_DEPTH
     arrays = loads("[" * DEEP + "]" * DEEP)
     assert depth(arrays) == MAX_DEPTH
+
+
+def test_the_fallback_reads_long_strings_and_trailing_text_in_linear_time() -> None:
+    """A 300 KB annotation or a long run of spaces after the last bracket: milliseconds, not the seconds
+    a scan that restarts at every character would take (27 s for 100 KB)."""
+    started = time.monotonic()
+    decoded = loads(
+        '{"annotation": "' + 'x\\"[' * 100_000 + '", "deep": ' + nested_text(DEEP) + "}" + " " * 100_000
+    )
+    assert decoded["annotation"] == 'x"[' * 100_000
+    assert depth(decoded) == MAX_DEPTH
+    assert time.monotonic() - started < 1.0
 
 
 def test_encoding_a_value_too_deep_for_json_prunes_it() -> None:

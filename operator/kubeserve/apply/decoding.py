@@ -6,8 +6,9 @@ stack), while the API server stores objects nested up to about 10000 levels
 (a free-form field such as an InferenceService's `affinity`). One such object
 in a watch or a list page would stop the watch, and with it all reconciling.
 
-So both directions take the fast C path first and, only when it raises
-RecursionError, fall back to an iterative pass that keeps the first
+So both directions take the fast C path first (measuring every object's
+depth in Python would cost about four times its decoding) and, only when
+that raises RecursionError, fall back to an iterative pass that keeps the first
 `MAX_DEPTH` levels and replaces what lies deeper with null. Metadata (names,
 labels, versions) is shallow and always survives, so the object is still
 indexed and reconciled; the reconciler refuses any InferenceService nested
@@ -34,8 +35,10 @@ from an accepted spec (a few levels deeper) are never pruned themselves.
 
 SHOWN = 8
 """Levels of a too-deep path that a message shows."""
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-"""A JSON string (skipped whole: brackets inside it are text) or a bracket."""
+_BRACKET = re.compile(r'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+([\[\]{}])')
+"""The next bracket (group 1), past any text and strings (brackets in a string are text): one match
+per bracket, the rest skipped by the regular expression engine. Possessive, so that text after the
+last bracket is given up on at once instead of by backtracking through every way to split it."""
 
 
 def loads(text: str | bytes | bytearray) -> Any:
@@ -59,15 +62,16 @@ def _pruned_text(text: str) -> str:
     kept: list[str] = []
     depth = 0
     start = 0
-    for token in _TOKENS.finditer(text):
-        bracket = token.group()
-        if bracket in ("{", "["):
+    position = 0
+    while (match := _BRACKET.match(text, position)) is not None:  # anchored: nothing is scanned twice
+        position = match.end()
+        if match.group(1) in "{[":
             depth += 1
             if depth == MAX_DEPTH + 1:
-                kept += (text[start : token.start()], "null")
-        elif bracket in ("}", "]"):
+                kept += (text[start : match.start(1)], "null")
+        else:
             if depth == MAX_DEPTH + 1:
-                start = token.end()
+                start = match.end()
             depth -= 1
     kept.append(text[start:])
     return "".join(kept)
