@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Any
+
+import kopf
 import pytest
 
+from kubeserve.cli.run import UNUSED_CLIENTS
+from kubeserve.cli.run import run as run_command
 from kubeserve.config import parse_config
 from kubeserve.leadership import LeaseTiming
 from kubeserve.monitoring import parse_address
@@ -66,3 +73,19 @@ def test_configuration_parses_camel_case_keys() -> None:
     config = parse_config("storageInitializer: {image: example.com/init:2}\ntraffic: {backend: istio}")
     assert config.storage_initializer.image == "example.com/init:2"
     assert config.traffic.backend == "istio"
+
+
+def test_kopf_watches_its_crds_clusterwide_whatever_the_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf's one watch is of CRDs. Given namespaces, it would list and watch Namespace objects (which the
+    chart does not grant) and, while none of them exists, never watch the CRDs; the namespaces go to
+    Kubeserve's own watches only."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(kopf, "configure", lambda **_: None)
+    monkeypatch.setattr(logging.getLogger("kopf.objects"), "level", logging.getLogger("kopf.objects").level)
+    for client in UNUSED_CLIENTS:  # restored afterwards: `run` hides them from kopf for good
+        monkeypatch.setitem(sys.modules, client, sys.modules.get(client))
+    run_command.main(["--namespace", "team-a", "--namespace", "!kube-system"], standalone_mode=False)
+    [kwargs] = calls
+    assert kwargs["clusterwide"] is True and not kwargs.get("namespaces")
+    assert kwargs["memo"].options.namespaces == ("team-a", "!kube-system")

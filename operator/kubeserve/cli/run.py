@@ -18,7 +18,8 @@ UNUSED_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
     "-n",
     "namespaces",
     multiple=True,
-    help="Watch only these namespaces (repeatable); all namespaces when omitted.",
+    help="Reconcile only in these namespaces (repeatable): names, or globs with `!` exclusions such as "
+    "'!kube-system,!kubeserve-system'; all namespaces when omitted.",
 )
 @click.option(
     "--http-address",
@@ -110,8 +111,10 @@ def run(
         logging.getLogger("kubeserve").setLevel(logging.DEBUG)
 
     kopf.run(
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
+        # kopf watches only CRDs, which are cluster-scoped; Kubeserve's own watches keep to --namespace.
+        # Given namespaces, kopf would list and watch Namespace objects (more RBAC) and, while none of
+        # them exists, not watch the CRDs at all.
+        clusterwide=True,
         standalone=True,
         # kopf would otherwise name itself after the user from /etc/passwd, and the chart runs the
         # image as a UID that has no entry there (as OpenShift's arbitrary UIDs do): it would not start.
