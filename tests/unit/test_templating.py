@@ -1,4 +1,5 @@
-"""Runtime container templates: sandboxed jinja2, KServe's Go-style references, errors naming the string."""
+"""Runtime container templates: a small jinja2 language with bounded cost, KServe's Go-style references,
+errors naming the string."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import pytest
 import yaml
 
 from kubeserve.api import ClusterServingRuntime
-from kubeserve.planning.templating import TemplateContext, TemplateError, render, render_container
+from kubeserve.planning.templating import (
+    MAX_RENDERED,
+    MAX_TEMPLATE,
+    TemplateContext,
+    TemplateError,
+    render,
+    render_container,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,16 +58,25 @@ def test_labels_and_annotations_with_special_keys_by_subscript() -> None:
     assert render("{{ annotations['example.com/tier'] }}", CONTEXT) == "gold"
 
 
-def test_jinja_expressions_filters_and_defaults_work() -> None:
-    assert render("{{ 'kservev2' if protocol in ('v2', 'grpc-v2') else 'kserve' }}", CONTEXT) == "kservev2"
-    assert render("{{ labels.missing | default('none') }}", CONTEXT) == "none"
-    assert render("{{ labels.get('missing', 'fallback') }}", CONTEXT) == "fallback"
-    assert render("{{ name | upper }}-{{ namespace }}", CONTEXT) == "IRIS-ml"
-    assert (
-        render("{% if annotations.owner %}--owner={{ annotations.owner }}{% endif %}", CONTEXT)
-        == "--owner=ana"
-    )
-    assert render("{# a comment #}x", CONTEXT) == "x"
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ 'kservev2' if protocol in ('v2', 'grpc-v2') else 'kserve' }}", "kservev2"),
+        ("{{ protocol not in ['v1'] and model_format == 'sklearn' }}", "True"),
+        ("{{ labels.missing | default('none') }}", "none"),
+        ("{{ name | upper }}-{{ namespace }}", "IRIS-ml"),
+        ("{{ (' ' ~ labels.team ~ ' ') | trim | replace('f', 'F') }}", "Fraud"),
+        ("{{ model_dir | replace('/', '_', 1) }}", "_mnt/models"),
+        ("{{ 'MIXED' | lower }}{{ 8080 | string }}", "mixed8080"),
+        ("{% if annotations.owner %}--owner={{ annotations.owner }}{% endif %}", "--owner=ana"),
+        ("{% if labels.x is defined %}x{% elif not labels.team is none %}team{% else %}-{% endif %}", "team"),
+        ("{{ labels.items }} {{ annotations.keys | default('no key') }}", "label-not-method no key"),
+        ("{{ namespace }}", "ml"),
+        ("{# a comment #}x", "x"),
+    ],
+)
+def test_the_allowed_language(text: str, expected: str) -> None:
+    assert render(text, CONTEXT) == expected
 
 
 # --- KServe's Go-style references ------------------------------------------------------------------
@@ -97,7 +114,7 @@ def test_other_go_references_are_refused_by_name(reference: str) -> None:
 
 
 def test_go_reference_to_a_missing_label_is_an_error_naming_it() -> None:
-    with pytest.raises(TemplateError, match="'dict object' has no attribute 'nope'"):
+    with pytest.raises(TemplateError, match="labels has no key 'nope'"):
         render("{{.Labels.nope}}", CONTEXT)
 
 
@@ -107,12 +124,15 @@ def test_go_reference_to_a_missing_label_is_an_error_naming_it() -> None:
 def test_undefined_name_is_an_error_naming_the_variable_and_the_string() -> None:
     with pytest.raises(TemplateError) as caught:
         render("--model_name={{ model_name }}", CONTEXT)
-    assert str(caught.value) == "template '--model_name={{ model_name }}': 'model_name' is undefined"
+    assert str(caught.value) == (
+        "template '--model_name={{ model_name }}': 'model_name' is undefined; "
+        "the variables are name, namespace, labels, annotations, model_dir, model_format, protocol"
+    )
 
 
 def test_undefined_name_inside_an_expression_is_an_error_too() -> None:
     with pytest.raises(TemplateError, match="'replicas' is undefined"):
-        render("{{ replicas + 1 }}", CONTEXT)
+        render("{{ name ~ (replicas | default(1)) }}", CONTEXT)
 
 
 def test_syntax_error_names_the_string() -> None:
@@ -121,8 +141,8 @@ def test_syntax_error_names_the_string() -> None:
 
 
 def test_runtime_errors_of_the_template_become_template_errors() -> None:
-    with pytest.raises(TemplateError, match="division by zero"):
-        render("{{ 1 / 0 }}", CONTEXT)
+    with pytest.raises(TemplateError, match="'<' not supported between instances of 'str' and 'int'"):
+        render("{{ name < 1 }}", CONTEXT)
 
 
 @pytest.mark.parametrize(
@@ -152,23 +172,104 @@ def test_sandbox_escapes_are_refused(text: str) -> None:
     assert labels == {"team": "fraud"}
 
 
+HOSTILE = [
+    ("{{ '%100000000d' % 1 }}", "operator '%' is not allowed"),
+    ("{{ 'a'|center(100000000) }}", "filter 'center' is not allowed"),
+    ("{{ 'a'.center(100000000) }}", "a call (center(...)) is not allowed"),
+    (
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "a 'for' loop is not allowed",
+    ),
+    ("{{ '%s' % (lipsum,) }}", "operator '%' is not allowed"),
+    ("{{ 'a' * 1000000000 }}", "operator '*' is not allowed"),
+    ("{{ 10 ** 100000000 }}", "operator '**' is not allowed"),
+    ("{{ 1 / 0 }}", "operator '/' is not allowed"),
+    ("{{ range(1000000) | list }}", "filter 'list' is not allowed"),
+    ("{{ '{:>100000000}'.format(name) }}", "a call (format(...)) is not allowed"),
+    ("{{ labels.get('team') }}", "a call (get(...)) is not allowed"),
+    ("{% set x = name %}", "'set' is not allowed"),
+    ("{% macro m() %}{% endmacro %}", "a macro is not allowed"),
+    ("{{ name[::-1] }}", "a slice is not allowed"),
+    ("{{ {'a': 1} }}", "a dict literal is not allowed"),
+    ("{{ name is string }}", "test 'string' is not allowed"),
+    ("{% include 'other' %}", "'Include' is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), HOSTILE, ids=[words for _, words in HOSTILE])
+def test_constructs_outside_the_language_are_refused_by_name_before_rendering(text: str, words: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render(text, CONTEXT)
+    message = str(caught.value)
+    assert message.startswith(f"template {text!r}: {words}; a runtime template may use only its variables")
+    assert "the filters default, lower, upper, trim, string, replace" in message
+
+
+@pytest.mark.parametrize("name", ["lipsum", "range", "dict", "cycler", "joiner", "self", "loop"])
+def test_no_globals_are_exposed(name: str) -> None:
+    with pytest.raises(TemplateError, match=f"^template .*: '{name}' is undefined; the variables are name,"):
+        render(f"{{{{ {name} }}}}", CONTEXT)
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "words"),
     [
-        "{{ 'a' * 1000000000 }}",
-        "{{ [1] * 1000000000 }}",
-        "{{ 1000000000 * 'a' }}",
-        "{{ 10 ** 100000000 }}",
-        "{{ range(1000000) | list }}",
+        ("{{ name.upper }}", "only labels and annotations have keys; 'upper' of a str"),
+        ("{{ ''.__class__ }}", "only labels and annotations have keys; '__class__' of a str"),
+        ("{{ labels }}", "labels cannot be rendered whole; name a key, as in labels.<key>"),
+        ("{{ annotations | string }}", "annotations cannot be rendered whole"),
+        ("{{ name ~ (labels,) }}", "labels cannot be rendered whole"),
     ],
 )
-def test_huge_results_are_refused_before_they_are_built(text: str) -> None:
-    with pytest.raises(TemplateError, match=r"would build|too big"):
+def test_nothing_but_the_values_is_ever_printed(text: str, words: str) -> None:
+    """A method or a map printed would show the operator's addresses, or a map of up to 256 KiB."""
+    with pytest.raises(TemplateError) as caught:
         render(text, CONTEXT)
+    assert words in str(caught.value)
+    assert "0x" not in str(caught.value)
 
 
-def test_ordinary_arithmetic_is_allowed() -> None:
-    assert render("{{ 1000 * 1000 * 1000 }} {{ 2 ** 10 }} {{ '-' * 3 }}", CONTEXT) == "1000000000 1024 ---"
+def test_a_template_longer_than_the_limit_is_refused_and_quoted_short() -> None:
+    text = "--x={{ name }}" + "y" * MAX_TEMPLATE
+    with pytest.raises(TemplateError) as caught:
+        render(text, CONTEXT)
+    message = str(caught.value)
+    assert message.endswith(
+        f"({len(text)} characters): longer than 4096 characters, the most a runtime template may be"
+    )
+    assert len(message) < 400
+
+
+def test_a_template_of_the_limit_renders() -> None:
+    text = "{{ name }}" + "y" * (MAX_TEMPLATE - len("{{ name }}"))
+    assert render(text, CONTEXT) == "iris" + "y" * (MAX_TEMPLATE - len("{{ name }}"))
+
+
+def _with_annotation(value: str) -> TemplateContext:
+    return TemplateContext("iris", "ml", {}, {"big": value, "small": "s"}, "/mnt/models", "sklearn", "v2")
+
+
+def test_a_rendering_longer_than_the_limit_is_refused() -> None:
+    context = _with_annotation("a" * 3000)
+    assert render("{{ annotations.big }}", context) == "a" * 3000
+    with pytest.raises(TemplateError, match=r"renders 6000 characters, more than 4096$"):
+        render("{{ annotations.big ~ annotations.big }}", context)
+
+
+def test_an_annotation_longer_than_the_limit_is_refused_only_when_read() -> None:
+    context = _with_annotation("a" * (MAX_RENDERED + 1))
+    assert render("{{ annotations.small }}", context) == "s"
+    with pytest.raises(TemplateError, match=r"annotations 'big' is longer than 4096 characters$"):
+        render("{{ annotations.big | trim }}", context)
+
+
+def test_replace_refuses_to_build_more_than_the_limit() -> None:
+    context = _with_annotation("a" * 2000)
+    assert render("{{ annotations.big | replace('a', 'bb') }}", context) == "b" * 4000
+    with pytest.raises(TemplateError, match=r"replace would build 6002 characters, more than 4096$"):
+        render("{{ annotations.big | replace('', 'xx') }}", context)
+    with pytest.raises(TemplateError, match="replace would build 6000 characters"):
+        render("{{ annotations.big | replace('a', 'bbb') }}", context)
 
 
 # --- containers ------------------------------------------------------------------------------------
@@ -227,8 +328,8 @@ def test_render_container_error_names_the_container_and_the_field() -> None:
     container = {"name": "kserve-container", "args": ["--ok", "--bad={{ nope }}"]}
     with pytest.raises(TemplateError) as caught:
         render_container(container, CONTEXT)
-    assert str(caught.value) == (
-        "container 'kserve-container' args[1]: template '--bad={{ nope }}': 'nope' is undefined"
+    assert str(caught.value).startswith(
+        "container 'kserve-container' args[1]: template '--bad={{ nope }}': 'nope' is undefined; "
     )
 
 
@@ -255,9 +356,17 @@ def test_every_shipped_runtime_renders() -> None:
             assert not any("{{" in s or "{%" in s for s in strings), (path.name, strings)
 
 
-def test_shipped_runtime_templates_fill_in_the_service() -> None:
+def _shipped(name: str) -> dict[str, Any]:
     runtime = ClusterServingRuntime.model_validate(
-        yaml.safe_load((REPO / "manifests" / "runtimes" / "kubeserve-server.yaml").read_text())
+        yaml.safe_load((REPO / "manifests" / "runtimes" / f"{name}.yaml").read_text())
     )
-    args = render_container(runtime.spec.containers[0].to_dict(), CONTEXT)["args"]
+    return render_container(runtime.spec.containers[0].to_dict(), CONTEXT)
+
+
+def test_shipped_runtime_templates_fill_in_the_service() -> None:
+    args = _shipped("kubeserve-server")["args"]
     assert args[:3] == ["--model_name=iris", "--model_dir=/mnt/models", "--model_format=sklearn"]
+    env = {entry["name"]: entry.get("value") for entry in _shipped("torchserve")["env"]}
+    assert env["TS_SERVICE_ENVELOPE"] == "kservev2"
+    env = {entry["name"]: entry.get("value") for entry in _shipped("mlserver")["env"]}
+    assert (env["MLSERVER_MODEL_NAME"], env["MLSERVER_MODEL_IMPLEMENTATION"]) == ("iris", "")
