@@ -25,6 +25,7 @@ from kubeserve.api.serving_runtime import ClusterServingRuntime
 from kubeserve.cli.run import run as run_command
 from kubeserve.config import OperatorConfig
 from kubeserve.devcluster import build, versions
+from kubeserve.handlers.watches import Scope
 from tests.unit.crd_schema import pruned_paths, schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,12 +64,13 @@ def _grants(group: str, resources: str, verbs: str) -> list[tuple[str, str, str]
     return [(group, resource, verb) for resource in resources.split() for verb in verbs.split()]
 
 
-# (apiGroup, resource, verb) the operator cannot work without, anywhere in the cluster.
+# (apiGroup, resource, verb) the operator cannot work without wherever it reconciles: in every namespace,
+# or in each of watchNamespaces.
 CHILD_VERBS = "list watch create patch delete"
-REQUIRED_GRANTS = [
+RECONCILE_GRANTS = [
     *_grants("serving.kubeserve.io", "inferenceservices", "list watch"),
     *_grants("serving.kubeserve.io", "inferenceservices/status", "patch"),
-    *_grants("serving.kubeserve.io", "servingruntimes clusterservingruntimes", "list watch"),
+    *_grants("serving.kubeserve.io", "servingruntimes", "list watch"),
     *_grants("apps", "deployments", CHILD_VERBS),
     *_grants("", "services", CHILD_VERBS),
     *_grants("autoscaling", "horizontalpodautoscalers", CHILD_VERBS),
@@ -76,8 +78,14 @@ REQUIRED_GRANTS = [
     *_grants("networking.istio.io", "virtualservices", CHILD_VERBS),
     *_grants("", "pods serviceaccounts", "list watch"),
     *_grants("", "events", "create"),
+]
+# The cluster-scoped reads it needs either way.
+CLUSTER_READS = [
+    *_grants("serving.kubeserve.io", "clusterservingruntimes", "list watch"),
     *_grants("apiextensions.k8s.io", "customresourcedefinitions", "list watch"),
 ]
+# Its ClusterRole when it reconciles everywhere.
+REQUIRED_GRANTS = RECONCILE_GRANTS + CLUSTER_READS
 # (apiGroup, resource, verb, name) it needs in its own namespace only; "" for any name.
 CONFIG_MAP, LEASE = "kubeserve-config", "kubeserve-operator"
 REQUIRED_OWN_NAMESPACE_GRANTS = [
@@ -85,8 +93,9 @@ REQUIRED_OWN_NAMESPACE_GRANTS = [
     ("coordination.k8s.io", "leases", "create", ""),
     *[("coordination.k8s.io", "leases", verb, LEASE) for verb in ("get", "update")],
 ]
-# Only when it watches a set of namespaces (kopf follows them).
-NAMESPACE_GRANTS = _grants("", "namespaces", "list watch")
+OWN_ROLE, RECONCILE_ROLE = "kubeserve-operator", "kubeserve-operator-reconcile"
+WATCHED = ("--set", "watchNamespaces={team-a,team-b}")
+DEFAULT_EXCLUSION = "!kube-system,!kubeserve-system"
 
 
 def _load_generator() -> ModuleType:
@@ -114,9 +123,14 @@ def render(helm: str, *options: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    [found] = [obj for obj in objects if obj["kind"] == kind]
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    [found] = [obj for obj in objects if obj["kind"] == kind and name in (None, obj["metadata"]["name"])]
     return found
+
+
+def namespace_flags(objects: list[dict[str, Any]]) -> list[str]:
+    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return [arg.removeprefix("--namespace=") for arg in container["args"] if arg.startswith("--namespace=")]
 
 
 @pytest.fixture(scope="module")
@@ -159,34 +173,102 @@ def test_runtimes_can_be_left_out(helm: str) -> None:
     assert "Deployment" in kinds
 
 
-def test_watch_namespaces_become_operator_flags_and_a_namespace_watch(
-    helm: str, rendered: list[dict[str, Any]]
-) -> None:
-    objects = render(helm, "--set", "watchNamespaces={team-a,team-b}")
-    [container] = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert container["args"][-2:] == ["--namespace=team-a", "--namespace=team-b"]
-    assert set(NAMESPACE_GRANTS) <= cluster_grants(objects)
-    assert not set(NAMESPACE_GRANTS) & cluster_grants(rendered), "clusterwide, kopf follows no namespaces"
-
-
-# --- RBAC -----------------------------------------------------------------------------------------
+# --- RBAC and the namespaces reconciled --------------------------------------------------------------
 
 
 def grants(rule: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
+def role_grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return set().union(*(grants(rule) for rule in role["rules"]))
+
+
 def cluster_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    return set().union(*(grants(rule) for rule in one(objects, "ClusterRole")["rules"]))
+    return role_grants(one(objects, "ClusterRole"))
 
 
 def own_namespace_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
     return {
         (*grant, name)
-        for rule in one(objects, "Role")["rules"]
+        for rule in one(objects, "Role", OWN_ROLE)["rules"]
         for grant in grants(rule)
         for name in rule.get("resourceNames") or [""]
     }
+
+
+def reconcile_roles(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Roles of the watched namespaces, by namespace."""
+    return {
+        obj["metadata"]["namespace"]: obj
+        for obj in objects
+        if obj["kind"] == "Role" and obj["metadata"]["name"] == RECONCILE_ROLE
+    }
+
+
+def test_by_default_the_operator_reconciles_everywhere_but_kube_system_and_its_own_namespace(
+    rendered: list[dict[str, Any]],
+) -> None:
+    """The chart's flag, read by the operator's own namespace matching."""
+    assert namespace_flags(rendered) == [DEFAULT_EXCLUSION]
+    scope = Scope(tuple(namespace_flags(rendered)))
+    assert [
+        ns for ns in ("kube-system", "kubeserve-system", "models", "kube-public") if scope.wanted(ns)
+    ] == [
+        "models",
+        "kube-public",
+    ]
+    assert scope.namespaces() == [None], "one cluster-wide watch, filtered: the ClusterRole grants it"
+    assert reconcile_roles(rendered) == {}
+
+
+def test_watch_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_cluster_reads(helm: str) -> None:
+    objects = render(helm, *WATCHED)
+    assert namespace_flags(objects) == ["team-a", "team-b"]
+    assert Scope(tuple(namespace_flags(objects))).namespaces() == ["team-a", "team-b"], "watched one by one"
+    assert cluster_grants(objects) == set(CLUSTER_READS)
+    roles = reconcile_roles(objects)
+    assert sorted(roles) == ["team-a", "team-b"]
+    assert all(role_grants(role) == set(RECONCILE_GRANTS) for role in roles.values())
+    bindings = {obj["metadata"]["namespace"]: obj for obj in objects if obj["kind"] == "RoleBinding"}
+    assert sorted(bindings) == ["kubeserve-system", "team-a", "team-b"]
+    for watched in ("team-a", "team-b"):
+        assert bindings[watched]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": RECONCILE_ROLE,
+        }
+        assert bindings[watched]["subjects"] == [
+            {"kind": "ServiceAccount", "name": "kubeserve-operator", "namespace": "kubeserve-system"}
+        ]
+    assert own_namespace_grants(objects) == set(REQUIRED_OWN_NAMESPACE_GRANTS)
+
+
+@pytest.mark.parametrize("refused", ["kube-system", "kubeserve-system"])
+def test_watch_namespaces_may_name_kube_system_or_the_release_namespace_only_when_allowed(
+    helm: str, refused: str
+) -> None:
+    command = [helm, "template", "kubeserve", str(CHART), "--namespace", "kubeserve-system", *KUBE_VERSION]
+    result = subprocess.run(
+        [*command, "--set", f"watchNamespaces={{team-a,{refused}}}"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert f"watchNamespaces lists {refused}" in result.stderr
+    assert "set reconcileSystemNamespaces=true" in result.stderr
+    allowed = render(
+        helm, "--set", f"watchNamespaces={{team-a,{refused}}}", "--set", "reconcileSystemNamespaces=true"
+    )
+    assert namespace_flags(allowed) == ["team-a", refused]
+    assert sorted(reconcile_roles(allowed)) == sorted(["team-a", refused])
+    assert own_namespace_grants(allowed) == set(REQUIRED_OWN_NAMESPACE_GRANTS), (
+        "beside the operator's own Role"
+    )
+
+
+def test_reconciling_in_system_namespaces_can_be_allowed(helm: str) -> None:
+    objects = render(helm, "--set", "reconcileSystemNamespaces=true")
+    assert namespace_flags(objects) == []
+    assert cluster_grants(objects) == set(REQUIRED_GRANTS)
 
 
 def test_rbac_grants_what_the_operator_needs(rendered: list[dict[str, Any]]) -> None:
@@ -201,8 +283,11 @@ def test_rbac_grants_nothing_more(rendered: list[dict[str, Any]]) -> None:
     assert own_namespace_grants(rendered) == set(REQUIRED_OWN_NAMESPACE_GRANTS)
 
 
-def test_rbac_never_touches_secrets_or_uses_wildcards(rendered: list[dict[str, Any]]) -> None:
-    rules = one(rendered, "ClusterRole")["rules"] + one(rendered, "Role")["rules"]
+@pytest.mark.parametrize("values", [(), WATCHED], ids=["defaults", "watch-namespaces"])
+def test_rbac_never_touches_secrets_or_uses_wildcards(helm: str, values: tuple[str, ...]) -> None:
+    objects = render(helm, *values)
+    rules = [rule for obj in objects if obj["kind"] in ("ClusterRole", "Role") for rule in obj["rules"]]
+    assert len(rules) > len(one(objects, "ClusterRole")["rules"])
     for rule in rules:
         assert "secrets" not in rule["resources"], rule
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
@@ -285,6 +370,7 @@ def test_operator_deployment_is_locked_down(rendered: list[dict[str, Any]]) -> N
         "--leader-elect",
         "--operator-namespace=$(POD_NAMESPACE)",
         "--lease-name=kubeserve-operator",
+        f"--namespace={DEFAULT_EXCLUSION}",
     ]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -299,14 +385,26 @@ def test_operator_deployment_is_locked_down(rendered: list[dict[str, Any]]) -> N
 
 
 @pytest.mark.parametrize(
-    "values",
+    ("values", "namespaces"),
     [
-        (),
-        ("--set", "watchNamespaces={team-a}", "--set", "replicas=1", "--set", "leaderElection.enabled=false"),
+        ((), (DEFAULT_EXCLUSION,)),
+        (
+            (
+                "--set",
+                "watchNamespaces={team-a}",
+                "--set",
+                "replicas=1",
+                "--set",
+                "leaderElection.enabled=false",
+            ),
+            ("team-a",),
+        ),
     ],
     ids=["defaults", "one-replica-one-namespace"],
 )
-def test_operator_accepts_the_charts_arguments(helm: str, values: tuple[str, ...]) -> None:
+def test_operator_accepts_the_charts_arguments(
+    helm: str, values: tuple[str, ...], namespaces: tuple[str, ...]
+) -> None:
     """The flags parse with `kubeserve run`'s own parser (without running it), as the pod would pass them."""
     [container] = one(render(helm, *values), "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["command"] + container["args"][:1] == ["kubeserve", "run"]
@@ -315,6 +413,7 @@ def test_operator_accepts_the_charts_arguments(helm: str, values: tuple[str, ...
         assert context.params["http_address"] == "0.0.0.0:8080"
         assert context.params["config_map"] == CONFIG_MAP
         assert context.params["leader_elect"] is ("--leader-elect" in args)
+        assert context.params["namespaces"] == namespaces
 
 
 def test_replicas_know_their_namespace_and_name_from_the_downward_api(rendered: list[dict[str, Any]]) -> None:
@@ -428,6 +527,8 @@ def test_values_schema_covers_every_value() -> None:
         ("config.traffic.backend=nginx", "/config/traffic/backend"),
         ("config.ingres.domain=typo.example", "ingres"),
         ("leaderElection.leaseName=Not_A_Name", "/leaderElection/leaseName"),
+        ("watchNamespaces={team-*}", "/watchNamespaces/0"),
+        ("watchNamespaces={!kube-system}", "/watchNamespaces/0"),
         ("unknown=1", "unknown"),
     ],
 )

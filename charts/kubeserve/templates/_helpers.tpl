@@ -24,3 +24,14 @@ kubeserve-config
 {{- end -}}
 {{- .Values.replicas -}}
 {{- end -}}
+
+{{/* Namespaces the operator refuses to reconcile in unless reconcileSystemNamespaces (a JSON list): the
+cluster's own and the operator's. Whoever may create an InferenceService in a namespace has pods run there
+under that namespace's ServiceAccounts. */}}
+{{- define "kubeserve.refusedNamespaces" -}}
+{{- if .Values.reconcileSystemNamespaces -}}
+[]
+{{- else -}}
+{{- list "kube-system" .Release.Namespace | uniq | toJson -}}
+{{- end -}}
+{{- end -}}
