@@ -28,13 +28,16 @@ import yaml
 from kubernetes import client as k8s
 
 from kubeserve.devcluster import build, versions
+from kubeserve.planning.naming import LABEL_SERVICE
 from tests.cluster.isvc import Isvcs, example
 from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 from tests.unit.test_chart import (
+    CLUSTER_READS,
     CONFIG_MAP,
     LEASE,
+    RECONCILE_GRANTS,
     REQUIRED_GRANTS,
     REQUIRED_OWN_NAMESPACE_GRANTS,
     RUNTIMES,
@@ -92,7 +95,18 @@ def release(kubeconfig: str, namespace: str) -> Iterator[str]:
 
 @pytest.mark.parametrize(
     "values",
-    [(), ("--set", "replicas=1", "--set", "leaderElection.enabled=false", "--set", "watchNamespaces={a,b}")],
+    [
+        (),
+        # Namespaces that exist: the dry run checks the Role and RoleBinding rendered into each.
+        (
+            "--set",
+            "replicas=1",
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "watchNamespaces={default,kube-public}",
+        ),
+    ],
     ids=["defaults", "one-replica-two-namespaces"],
 )
 def test_rendered_chart_passes_a_server_side_dry_run(
@@ -328,6 +342,38 @@ def test_installed_roles_use_no_wildcards(kube: k8s.ApiClient, release: str) -> 
     assert all(rule.resource_names or rule.verbs == ["create"] for rule in role_rules)
 
 
+def test_watch_namespaces_narrow_the_operators_rbac_to_them(
+    kube: k8s.ApiClient, kubeconfig: str, namespace: str, other_namespace: str, installed: None
+) -> None:
+    """With watchNamespaces, the account does its job in a watched namespace and nowhere else; cluster-wide
+    it reads only ClusterServingRuntimes and CRDs."""
+    operator_ns, watched, unwatched = namespace, other_namespace, "default"
+    with install(kubeconfig, operator_ns, "--set", f"watchNamespaces={{{watched}}}"):
+        eventually(
+            lambda: can(kube, operator_ns, "apps", "deployments", "create", watched),
+            what=f"the operator allowed to create Deployments in {watched}",
+        )
+        assert not can(kube, operator_ns, "apps", "deployments", "create", unwatched)
+        assert can(kube, operator_ns, "serving.kubeserve.io", "clusterservingruntimes", "list", "")
+        for verb in ("get", "list", "watch"):
+            assert not can(kube, operator_ns, "", "secrets", verb, ""), f"the operator may {verb} secrets"
+        denied = [grant for grant in RECONCILE_GRANTS if not can(kube, operator_ns, *grant, watched)]
+        denied += [grant for grant in CLUSTER_READS if not can(kube, operator_ns, *grant, "")]
+        denied += [
+            (group, resource, verb, name)
+            for group, resource, verb, name in REQUIRED_OWN_NAMESPACE_GRANTS
+            if not can(kube, operator_ns, group, resource, verb, operator_ns, name)
+        ]
+        assert denied == []
+        beyond = [
+            (*grant, where or "<cluster>")
+            for grant in RECONCILE_GRANTS
+            for where in (unwatched, operator_ns, "")
+            if can(kube, operator_ns, *grant, where)
+        ]
+        assert beyond == [], "granted outside the watched namespace"
+
+
 # --- The chart's ServiceAccount runs the operator -------------------------------------------------
 
 
@@ -428,3 +474,49 @@ def test_the_charts_account_is_enough_to_serve_a_model(
                 print(log[-20000:])  # shown when the test fails
         refused = [line for line in log.splitlines() if FORBIDDEN.search(line)]
         assert refused == [], "the operator was refused a request:\n" + "\n".join(refused[:20])
+
+
+def test_by_default_kube_system_and_the_operators_namespace_are_not_reconciled(
+    kube: k8s.ApiClient,
+    kubeconfig: str,
+    namespace: str,
+    other_namespace: str,
+    installed: None,
+    session_operator_stopped: None,
+    tmp_path: Path,
+) -> None:
+    """The chart's defaults, run as its ServiceAccount with its Deployment's own flags: an InferenceService
+    in kube-system or in the operator's namespace gets no verdict at all (no children, no status, no
+    Event), since the operator never takes them in: those namespaces are not its to serve. One applied
+    after them elsewhere, through the same watch, becomes Ready, so the silence is a refusal, not a lag."""
+    operator_ns, models = namespace, other_namespace
+    name = f"refused-{uuid.uuid4().hex[:8]}"  # kube-system outlives the test
+    with install(kubeconfig, operator_ns):
+        apps, core = k8s.AppsV1Api(kube), k8s.CoreV1Api(kube)
+        [container] = apps.read_namespaced_deployment(ACCOUNT, operator_ns).spec.template.spec.containers
+        args = [arg.replace("$(POD_NAMESPACE)", operator_ns) for arg in container.args or []]
+        assert args[0] == "run" and f"--namespace=!kube-system,!{operator_ns}" in args
+        port = free_port()
+        args = [f"--http-address=127.0.0.1:{port}" if a.startswith("--http-address=") else a for a in args]
+        credentials = account_kubeconfig(kube, operator_ns, tmp_path / "operator.kubeconfig")
+        body = example("sklearn-iris.yaml")
+        body["metadata"]["name"] = name
+        refused = [Isvcs(kube, where) for where in ("kube-system", operator_ns)]
+        log_path = tmp_path / "operator.log"
+        for isvcs in refused:
+            isvcs.apply(body)
+        try:
+            with running_operator(str(credentials), log_path, *args[1:]):
+                served = Isvcs(kube, models)
+                served.apply(body)
+                served.wait_ready(name, timeout=90)
+                for isvcs in refused:
+                    where, selector = isvcs.namespace, f"{LABEL_SERVICE}={name}"
+                    assert "status" not in isvcs.get(name), where
+                    assert not apps.list_namespaced_deployment(where, label_selector=selector).items, where
+                    assert not core.list_namespaced_service(where, label_selector=selector).items, where
+                    events = core.list_namespaced_event(where, field_selector=f"involvedObject.name={name}")
+                    assert not events.items, where
+        finally:
+            refused[0].delete(name)
+            print(log_path.read_text(errors="replace")[-20000:])  # shown when the test fails
