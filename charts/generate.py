@@ -241,39 +241,26 @@ def readme_with_table(schema: dict[str, Any]) -> str:
 # --- All of it ------------------------------------------------------------------------------------
 
 
-def expected(helm: str) -> dict[Path, str]:
-    """Every generated file and the text it should have."""
+def chart_inputs() -> dict[Path, str]:
+    """The generated files that `helm template` reads (the chart's copies and schema), and the README."""
     files = {
         target / source.name: source.read_text()
         for source_dir, targets in COPIES.items()
         for source in sorted(source_dir.glob("*.yaml"))
         for target in targets
     }
-    files.update(default_base(helm))
     schema = values_schema()
     files[SCHEMA] = json.dumps(schema, indent=2) + "\n"
     files[README] = readme_with_table(schema)
     return files
 
 
-def stale(files: dict[Path, str]) -> list[Path]:
-    """Generated files that differ from what is on disk, and leftovers no source explains."""
-    generated_dirs = [target for targets in COPIES.values() for target in targets] + [DEFAULT]
-    leftovers = {path for folder in generated_dirs for path in folder.rglob("*.yaml") if path not in files}
-    differing = {path for path, text in files.items() if not path.exists() or path.read_text() != text}
-    return sorted(differing | leftovers)
+def expected(helm: str) -> dict[Path, str]:
+    """Every generated file and the text it should have."""
+    return {**chart_inputs(), **default_base(helm)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="write nothing; fail when a file is stale")
-    check = parser.parse_args().check
-    files = expected(helm_binary())
-    outdated = stale(files)
-    if check:
-        for path in outdated:
-            print(f"stale: {path.relative_to(ROOT)}", file=sys.stderr)
-        return 1 if outdated else 0
+def write(files: dict[Path, str], outdated: list[Path]) -> None:
     for path in outdated:
         if path in files:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +268,34 @@ def main() -> int:
         else:
             path.unlink()
         print(f"wrote {path.relative_to(ROOT)}" if path in files else f"removed {path.relative_to(ROOT)}")
+
+
+def differing(files: dict[Path, str]) -> set[Path]:
+    return {path for path, text in files.items() if not path.exists() or path.read_text() != text}
+
+
+def stale(files: dict[Path, str]) -> list[Path]:
+    """Generated files that differ from what is on disk, and leftovers no source explains."""
+    generated_dirs = [target for targets in COPIES.values() for target in targets] + [DEFAULT]
+    leftovers = {path for folder in generated_dirs for path in folder.rglob("*.yaml") if path not in files}
+    return sorted(differing(files) | leftovers)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; fail when a file is stale")
+    check = parser.parse_args().check
+    if not check:
+        # The renders read the chart from disk: its copies and schema are written first, in one run.
+        inputs = chart_inputs()
+        write(inputs, sorted(differing(inputs)))
+    files = expected(helm_binary())
+    outdated = stale(files)
+    if check:
+        for path in outdated:
+            print(f"stale: {path.relative_to(ROOT)}", file=sys.stderr)
+        return 1 if outdated else 0
+    write(files, outdated)
     return 0
 
 

@@ -77,6 +77,15 @@ class StorageInitializerConfig(ConfigModel):
     )
 
 
+class PodSecurityConfig(ConfigModel):
+    allow_loosening: bool = Field(
+        default=True,
+        description="Whether a service may loosen the pods' `restricted` hardening (privileged, root, added "
+        "capabilities, hostPath). Allowed, it gets a False `PodHardened` condition and a Warning Event; "
+        "refused, it is not deployed. Pod Security admission has the last word either way.",
+    )
+
+
 def _gpu_class(resource: str, label: str, product: str) -> AcceleratorClass:
     return AcceleratorClass(
         resource_name=resource,
@@ -98,6 +107,7 @@ class OperatorConfig(ConfigModel):
     ingress: IngressConfig = IngressConfig()
     traffic: TrafficConfig = TrafficConfig()
     storage_initializer: StorageInitializerConfig = StorageInitializerConfig()
+    pod_security: PodSecurityConfig = PodSecurityConfig()
     accelerator_classes: dict[str, AcceleratorClass] = Field(
         default_factory=lambda: dict(DEFAULT_ACCELERATOR_CLASSES),
         description="GPU and other accelerator classes by name (`model.accelerator` names one). A runtime's "

@@ -18,6 +18,7 @@ from kubeserve.config import OperatorConfig
 from kubeserve.planning import naming
 from kubeserve.planning.autoscaler import build_autoscaler, min_replicas, wants_autoscaler
 from kubeserve.planning.deployment import ACCELERATOR_STRATEGY, DEFAULT_STRATEGY, build_deployment
+from kubeserve.planning.hardening import loosening
 from kubeserve.planning.placement import UnknownAcceleratorClass, plan_placement
 from kubeserve.planning.pods import PodParts, build_pod_template
 from kubeserve.planning.revisions import revision_name, template_hash
@@ -71,6 +72,8 @@ class ComponentPlan:
     objects: tuple[dict[str, Any], ...]
     ports: tuple[dict[str, Any], ...]
     """Ports of the serving container, which every Service of the component exposes."""
+    loosened: tuple[str, ...] = ()
+    """What in the pod template loosens the `restricted` hardening (`hardening.loosening`)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,14 @@ def plan_component(
     runtime = _choose_runtime(model, inputs) if model else None
     labels = naming.child_labels(name, component, runtime.runtime.name if runtime else None)
     template, accelerated = _pod_template(service, component, spec, inputs, runtime, labels)
+    loosened = tuple(loosening(template["spec"]))
+    if loosened and not inputs.config.pod_security.allow_loosening:
+        raise PlanningError(
+            component,
+            "HardeningRefused",
+            f"{'; '.join(loosened)}: this operator's configuration (podSecurity.allowLoosening: false) "
+            "runs pods at the `restricted` level only",
+        )
     digest = template_hash(template)
     revision = revision_name(name, component, digest)
     stable_state = inputs.tracks.get((component, STABLE))
@@ -217,7 +228,9 @@ def plan_component(
             objects.append(
                 build_autoscaler(canary_metadata, canary_name, spec, rollout.requested_percent or 0)
             )
-    return ComponentPlan(component, base_name, revision, rollout, runtime, tuple(objects), tuple(ports))
+    return ComponentPlan(
+        component, base_name, revision, rollout, runtime, tuple(objects), tuple(ports), loosened
+    )
 
 
 def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:

@@ -4,7 +4,9 @@ Merging follows KServe: the runtime's first container serves the model; the
 model's own args are appended to the runtime's, its env entries replace the
 runtime's of the same name, and any other container field it sets (resources,
 ports, probes) replaces the runtime's. Pod-level fields of the runtime come
-first and the component's are laid over them.
+first and the component's are laid over them. Unlike KServe, a securityContext
+merges field by field, and every container starts from the `restricted` level
+(`hardening`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from kubeserve.api.common import ContainerFields, PodCommon
 from kubeserve.api.components import ComponentSpec, ModelSpec
 from kubeserve.api.inference_service import InferenceService
+from kubeserve.planning.hardening import harden, layered
 from kubeserve.planning.placement import Placement
 from kubeserve.planning.runtime_selection import RuntimeChoice
 from kubeserve.planning.storage import StoragePlan
@@ -91,7 +94,10 @@ def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) 
     args = overrides.pop("args", [])
     env = overrides.pop("env", [])
     overrides.pop("name", None)
+    security = layered(container.get("securityContext") or {}, overrides.pop("securityContext", None) or {})
     container.update(overrides)
+    if security:
+        container["securityContext"] = security
     container["args"] = [*container.get("args", []), *args]
     container["env"] = _merge_env(container.get("env", []), env)
     spec = parts.runtime.runtime.spec
@@ -147,7 +153,7 @@ def build_pod_template(parts: PodParts, labels: Mapping[str, str]) -> dict[str, 
     containers[0] = _finish_serving_container(containers[0], parts)
     runtime: PodCommon = parts.runtime.runtime.spec if parts.runtime else PodCommon()
     component = parts.spec
-    spec: dict[str, Any] = {"containers": containers}
+    spec: dict[str, Any] = {"containers": [harden(container) for container in containers]}
     runtime_dict, component_dict = runtime.to_dict(), component.to_dict()
     for key in _POD_FIELDS:
         value = component_dict.get(key, runtime_dict.get(key))
@@ -155,7 +161,7 @@ def build_pod_template(parts: PodParts, labels: Mapping[str, str]) -> dict[str, 
             spec[key] = value
     init = [*parts.storage.init_containers, *(c.to_dict() for c in parts.spec.init_containers or [])]
     if init:
-        spec["initContainers"] = init
+        spec["initContainers"] = [harden(container) for container in init]
     volumes = [
         *(v.to_dict() for v in runtime.volumes or []),
         *(v.to_dict() for v in component.volumes or []),

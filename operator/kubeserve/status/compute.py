@@ -100,6 +100,15 @@ def _revisions(
     return {key: value for key, value in status.items() if value is not None}
 
 
+def _hardening_verdict(plan: Plan) -> Verdict:
+    """Whether the pods keep the `restricted` hardening; a service that loosens it still serves, so this
+    is not part of Ready, but it is said (and, False, announced as a Warning)."""
+    loosened = [f"{name}: {what}" for name, part in plan.components.items() for what in part.loosened]
+    if loosened:
+        return Verdict("PodHardened", "False", "HardeningLoosened", "; ".join(loosened))
+    return Verdict("PodHardened", "True", "Restricted", "")
+
+
 def compute_status(
     service: InferenceService,
     plan: Plan | None,
@@ -153,6 +162,8 @@ def compute_status(
     ingress = Verdict("IngressReady", "True", "Routed" if ingress_url else "ClusterLocal", "")
     ready_parts = [v for v in verdicts if v.type in {condition_type(c) for c in components}] + [ingress]
     verdicts += [ingress, all_ready("Ready", ready_parts)]
+    if plan is not None:
+        verdicts.append(_hardening_verdict(plan))
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": dated(verdicts, previous.get("conditions") or [], now, generation),
