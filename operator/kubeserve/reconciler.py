@@ -35,7 +35,7 @@ from kubeserve.planning.rollout import LABEL_TRACK, TrackState
 from kubeserve.planning.traffic import Backend, effective_backend
 from kubeserve.status.announcements import announcements
 from kubeserve.status.compute import Observed, compute_status
-from kubeserve.status.conditions import refused
+from kubeserve.status.conditions import child_refusal, refused
 from kubeserve.status.readiness import deployment_verdict
 
 MAX_BACKOFF = 60.0
@@ -195,6 +195,8 @@ class Reconciler:
                     if isinstance(error, ApiError) and not error.transient:
                         RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "refused").inc()
                         logger.error("reconcile of %s/%s failed: %s", *key, error)
+                        # Not retried: the same spec would be refused again; its next change reconciles.
+                        await self._report_failure(key, *child_refusal(error.status, error.message))
                         continue
                     RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "transient").inc()
                     logger.warning("reconcile of %s/%s will be retried in %.1fs: %s", *key, backoff, error)
@@ -203,7 +205,12 @@ class Reconciler:
                     RECONCILES.labels(INFERENCE_SERVICE.kind, "error").inc()
                     RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "bug").inc()
                     logger.exception("reconcile of %s/%s failed unexpectedly; again in %.1fs", *key, backoff)
-                    await self._report_failure(key, error)
+                    await self._report_failure(
+                        key,
+                        "InternalError",
+                        f"the operator failed to reconcile this service ({type(error).__name__}); "
+                        "it tries again with backoff, and its log has the details",
+                    )
                     backoff = await self._retry_later(key, backoff)
                 finally:
                     RECONCILE_SECONDS.labels(INFERENCE_SERVICE.kind).observe(time.monotonic() - started)
@@ -216,21 +223,14 @@ class Reconciler:
         await asyncio.sleep(backoff)
         return min(backoff * 2, MAX_BACKOFF)
 
-    async def _report_failure(self, key: Key, error: Exception) -> None:
-        """Tell the service's owner that the operator, not their spec, failed; never raises.
-
-        The message names the exception's type only: its text may quote
-        anything, and the operator's log has the whole traceback.
-        """
+    async def _report_failure(self, key: Key, reason: str, message: str) -> None:
+        """Tell the service's owner why its reconcile failed (a child the API server refused, or the
+        operator's own failure, named by the exception's type only: its text may quote anything, and
+        the log has the traceback); never raises."""
         try:
             body = self.view.get("InferenceService", *key)
             if body is not None:
-                await self._refuse(
-                    body,
-                    "InternalError",
-                    f"the operator failed to reconcile this service ({type(error).__name__}); "
-                    "it tries again with backoff, and its log has the details",
-                )
+                await self._refuse(body, reason, message)
         except Exception:
             logger.exception("%s/%s: the failure could not be reported on the service", *key)
 

@@ -7,7 +7,7 @@ from typing import Any
 from kubeserve.planning.plan import PlanningError, plan_service
 from kubeserve.status.announcements import Announcement, announcements
 from kubeserve.status.compute import Observed, compute_status
-from kubeserve.status.conditions import Verdict, dated, refused
+from kubeserve.status.conditions import Verdict, child_refusal, dated, refused
 from kubeserve.status.readiness import deployment_verdict
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 
@@ -140,7 +140,12 @@ def test_status_of_a_ready_service() -> None:
     plan = plan_service(isvc, inputs())
     status = compute_status(isvc, plan, None, Observed({"iris-predictor": deployment()}, []), NOW)
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {"PredictorReady": "True", "IngressReady": "True", "Ready": "True"}
+    assert conditions == {
+        "PredictorReady": "True",
+        "IngressReady": "True",
+        "Ready": "True",
+        "PodHardened": "True",
+    }
     assert status["url"] == "http://iris-predictor.ml.svc.cluster.local"
     assert status["observedGeneration"] == 1
     revision = plan.components["predictor"].revision
@@ -217,3 +222,9 @@ def test_a_false_ready_explained_by_a_component_is_announced_once_by_the_compone
     assert announcements({}, rolling) == []
     ready = {"conditions": [condition("Ready", "True", "Ready", "")]}
     assert announcements(status, ready) == [Announcement("Normal", "Ready", "the InferenceService is ready")]
+
+
+def test_a_refused_child_is_reported_in_the_api_servers_words() -> None:
+    reason, message = child_refusal(422, 'spec.template.spec.containers[0].env[0].name: Invalid value: "A=B"')
+    assert reason == "ChildRejected" and message.endswith('env[0].name: Invalid value: "A=B"')
+    assert child_refusal(403, "deployments.apps is forbidden")[0] == "Forbidden"

@@ -32,6 +32,10 @@ USER_AGENT_PRODUCT = "kubeserve-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 
+CONTENT_REFUSALS = ("failed to convert new object", "quantities must match the regular expression")
+"""Words of a 500 that refuses what was sent, not the server's own trouble."""
+
+
 class ApiError(Exception):
     """A refused request, with the API server's own words."""
 
@@ -42,8 +46,11 @@ class ApiError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying: throttling, conflicts, and server-side trouble."""
-        return self.status in (409, 429) or self.status >= 500
+        """Worth retrying: throttling, conflicts, and server-side trouble, but not a 500 that refuses
+        the content (a conversion of a bad value), which would be refused again on every retry."""
+        if self.status >= 500:
+            return not any(words in self.message for words in CONTENT_REFUSALS)
+        return self.status in (409, 429)
 
 
 def _as_bytes(data: str | bytes) -> bytes:

@@ -66,3 +66,11 @@ def refused(
         [Verdict("Ready", "False", reason, message)], previous.get("conditions") or [], now, generation
     )
     return {**previous, "observedGeneration": generation, "conditions": conditions}
+
+
+def child_refusal(status: int, message: str) -> tuple[str, str]:
+    """The reason and message of a service whose child the API server refused, in its own words: the
+    spec's content (`ChildRejected`: a name too long for a child, a bad label or env name, fields the
+    child's schema refuses) or the operator's permissions (`Forbidden`)."""
+    reason = "Forbidden" if status == 403 else "ChildRejected"
+    return reason, f"the API server refused what this service asks for ({status}): {message}"
