@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS := dev,operator,server,sklearn,xgboost,lightgbm,onnx,storage
 
-.PHONY: dev build cluster cluster-down run test test-unit test-e2e test-node lint crds
+.PHONY: dev build cluster cluster-down run test test-main test-unit test-e2e test-node lint crds
 
 $(BIN)/kubeserve: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,14 +41,21 @@ crds: $(BIN)/kubeserve
 	$(BIN)/python -m kubeserve.api.crdgen crds
 	$(BIN)/python charts/generate.py
 
-## Every test: unit, real control plane, runtime images; starts its own control plane unless KUBECONFIG
-## is set. The kind suite runs first, in a session of its own (it brings its own cluster), and skips
-## without Docker. The real-node suite runs last, in a session of its own too (its own control plane
-## with a real node, the images built here); it skips where the machine cannot host a node.
+## Every test, in three pytest sessions: the main one (unit, control plane, server, storage, images; it
+## starts its own control plane unless KUBECONFIG is set), the kind suite (its own cluster; skips
+## without Docker) and the real-node suite (its own control plane with a real node, the images built
+## here; skips where the machine cannot host a node). Every session runs even when one fails, so one
+## failure hides no other; the target fails at the end, naming the sessions that failed.
 test: $(BIN)/kubeserve build
-	$(BIN)/pytest tests/e2e
+	@failed=""; \
+	$(MAKE) --no-print-directory test-main || failed="$$failed test-main"; \
+	$(MAKE) --no-print-directory test-e2e || failed="$$failed test-e2e"; \
+	$(MAKE) --no-print-directory test-node || failed="$$failed test-node"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed"; exit 1; fi
+
+## The main session: every suite but the kind and real-node ones, which bring clusters of their own.
+test-main: $(BIN)/kubeserve build
 	$(BIN)/pytest tests --ignore=tests/e2e --ignore=tests/node
-	$(BIN)/pytest tests/node
 
 test-node: $(BIN)/kubeserve build
 	$(BIN)/pytest tests/node
