@@ -7,6 +7,7 @@ here is told apart from the session's own.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -181,6 +182,64 @@ def test_a_deployment_edited_by_hand_is_restored(
     assert [
         (r.resource, r.name) for r in _operator_writes(drift, namespace) if r.resource == "deployments"
     ] == [("deployments", "sklearn-iris-predictor")]
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        pytest.param([{"op": "replace", "path": "/spec/ports/0/port", "value": 9999}], id="port"),
+        pytest.param(
+            [{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 9000}], id="target-port"
+        ),
+        pytest.param([{"op": "replace", "path": "/spec/ports/0/name", "value": "web"}], id="port-name"),
+        pytest.param(
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/ports/-",
+                    "value": {"name": "extra", "port": 81, "targetPort": 81},
+                }
+            ],
+            id="added-port",
+        ),
+        pytest.param([{"op": "replace", "path": "/spec/selector/component", "value": "x"}], id="selector"),
+    ],
+)
+def test_a_service_edited_by_hand_is_restored(
+    kube: k8s.ApiClient, kubeconfig: str, namespace: str, operator: Path, patch: list[dict[str, Any]]
+) -> None:
+    """A port re-keyed by hand (80 to 9999, same name) once made every apply a 422 (two ports named
+    `http`) while the service stayed Ready: the operator owns the list of ports whole."""
+    isvcs = Isvcs(kube, namespace)
+    _ready(isvcs, [example("sklearn-iris.yaml")])
+    core = k8s.CoreV1Api(kube)
+
+    def spec() -> tuple[list[tuple[str, int, int]], dict[str, str]]:
+        service = core.read_namespaced_service("sklearn-iris-predictor", namespace)
+        ports = [(p.name, p.port, int(p.target_port)) for p in service.spec.ports]
+        return ports, service.spec.selector
+
+    before = spec()
+    subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "patch",
+            "service",
+            "sklearn-iris-predictor",
+            "-n",
+            namespace,
+            "--type=json",
+            "-p",
+            json.dumps(patch),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    eventually(lambda: spec() == before, 10, "the Service to be restored")
+    ready = isvcs.condition("sklearn-iris", "Ready")
+    assert ready is not None and ready["status"] == "True", ready
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "Service"])

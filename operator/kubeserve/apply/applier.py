@@ -5,7 +5,8 @@ every value Kubeserve sets must still be there. Each applied object carries a
 hash of what was applied, and the hash is one of those values, so a change of
 plan (even a removed field) fails the check; so does a hand edit of an image or
 a replica count, which leaves the hash alone. Fields someone else added are
-theirs under server-side apply and are left alone. The check reads only the
+theirs under server-side apply and are left alone, except entries of a list
+Kubeserve owns whole (`OWNED_LISTS`: a Service's ports). The check reads only the
 watched object, so it needs no memory across reconciles or restarts, and a
 quiet cluster sees no writes at all from the operator.
 """
@@ -28,6 +29,10 @@ from kubeserve.observed import ClusterView
 from kubeserve.planning.naming import GROUP_PREFIX
 
 HASH_ANNOTATION = f"{GROUP_PREFIX}/applied-hash"
+OWNED_LISTS = {"Service": ("spec", "ports")}
+"""Lists Kubeserve owns whole: an entry someone else added or re-keyed (a Service port edited from 80
+to 9999 keeps its name) would sit beside Kubeserve's under server-side apply, and the API server refuses
+a Service with two ports of one name. Such a list is replaced whole before the apply."""
 
 ObjectKey = tuple[str, str]
 """(kind, name) of a child within its service's namespace."""
@@ -110,8 +115,33 @@ def conforms(desired: Any, observed: Any) -> bool:
     return quantity is not None and quantity == _quantity(observed)
 
 
-async def _applied(api: KubeApi, view: ClusterView, target: dict[str, Any]) -> None:
-    view.record(target["kind"], None, await api.apply(CHILD_KINDS[target["kind"]], target))
+def _owned_list(obj: dict[str, Any]) -> list[Any] | None:
+    path = OWNED_LISTS.get(obj["kind"])
+    value: Any = obj
+    for key in path or ():
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if path and isinstance(value, list) else None
+
+
+def has_foreign_entries(target: dict[str, Any], found: dict[str, Any]) -> bool:
+    """Whether an owned list of `found` holds more, or other, entries than `target`'s."""
+    wanted, seen = _owned_list(target), _owned_list(found)
+    if wanted is None:
+        return False
+    return seen is None or len(seen) != len(wanted) or not conforms(wanted, seen)
+
+
+async def _applied(
+    api: KubeApi, view: ClusterView, target: dict[str, Any], replace_owned_list: bool = False
+) -> None:
+    resource = CHILD_KINDS[target["kind"]]
+    if replace_owned_list:
+        *parents, leaf = OWNED_LISTS[target["kind"]]
+        patch: dict[str, Any] = {leaf: _owned_list(target)}
+        for key in reversed(parents):
+            patch = {key: patch}
+        await api.merge_patch(resource, {"metadata": target["metadata"], **patch})
+    view.record(target["kind"], None, await api.apply(resource, target))
 
 
 async def _pruned(api: KubeApi, view: ClusterView, obj: dict[str, Any]) -> None:
@@ -140,13 +170,14 @@ async def sync_children(
         wanted.add(key)
         target = stamped(obj)
         found = current.get(key)
+        foreign = found is not None and has_foreign_entries(target, found)
         if found is not None:
-            if conforms(target, found):
+            if conforms(target, found) and not foreign:
                 continue
             if _applied_hash(found) == _applied_hash(target):
                 logger.info("restoring %s %s: changed outside Kubeserve since it was applied", *key)
         result.applied.append("/".join(key))
-        writes.append(_applied(api, view, target))
+        writes.append(_applied(api, view, target, foreign))
     for key, obj in current.items():
         if key not in wanted:
             result.pruned.append("/".join(key))

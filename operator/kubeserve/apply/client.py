@@ -219,6 +219,19 @@ class KubeApi:
         )
         return result
 
+    async def merge_patch(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch under Kubeserve's field manager: a list in it replaces the object's whole
+        list, which server-side apply never does to entries another manager added."""
+        metadata = obj["metadata"]
+        result: dict[str, Any] = await self._send(
+            "PATCH",
+            resource.path(metadata.get("namespace"), metadata["name"]),
+            params={"fieldManager": FIELD_MANAGER},
+            body={key: value for key, value in obj.items() if key != "metadata"},
+            content_type="application/merge-patch+json",
+        )
+        return result
+
     async def delete(
         self, resource: Resource, namespace: str | None, name: str, uid: str | None = None
     ) -> None:
