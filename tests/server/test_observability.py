@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +66,26 @@ def test_metrics_count_requests_errors_latency_per_protocol(iris_server: Server)
     assert delta("kubeserve_request_duration_seconds_sum", protocol="v1") > 0
     assert after[("kubeserve_requests_in_flight", (("model", "iris"), ("protocol", "v2")))] == 0
     assert any(name == "process_resident_memory_bytes" for name, _ in after)
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(iris_server: Server) -> None:
+    """nginx's 499: the client closed the request, so 5xx alerts must not fire."""
+    before = samples(iris_server)
+    key = "kubeserve_request_errors_total"
+    with socket.create_connection(("127.0.0.1", iris_server.http_port)) as connection:
+        connection.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+    deadline = time.monotonic() + 30
+    while True:
+        after = samples(iris_server)
+        counted = {
+            labels: value - before.get((name, labels), 0.0)
+            for (name, labels), value in after.items()
+            if name == key and value != before.get((name, labels), 0.0)
+        }
+        if counted or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert counted == {(("model", "iris"), ("protocol", "v2"), ("status", "499")): 1}
 
 
 def test_logs_are_json_lines(iris_server: Server) -> None:

@@ -44,6 +44,8 @@ OCTET_STREAM = b"application/octet-stream"
 INFERENCE_HEADER = b"inference-header-content-length"
 JSON_HEADERS: Headers = [(b"content-type", JSON)]
 _VERSIONED = r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
+# The status nginx logs for a request its client closed: the client's doing, so never a 5xx in metrics.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class _ClientGone(Exception):
@@ -207,6 +209,9 @@ class RestApp:
                 return await handler(scope, receive, match)
             except InferenceError as error:
                 self.metrics.error(protocol, error.status)
+                raise
+            except _ClientGone:
+                self.metrics.error(protocol, CLIENT_CLOSED_REQUEST)
                 raise
             except Exception:
                 self.metrics.error(protocol, 500)
