@@ -26,6 +26,7 @@ from tests.cluster.hostile import (
     operator_with_endpoints,
 )
 from tests.cluster.isvc import Isvcs, example
+from tests.cluster.test_poisoned_objects import deep_service, kubectl, ready_condition
 from tests.polling import eventually
 
 HOSTILE_TEMPLATES = [
@@ -117,3 +118,27 @@ def test_a_hostile_runtime_template_is_refused_at_no_cost_to_others(
     assert ready is not None and (ready["status"], ready["reason"]) == ("False", "InvalidRuntimeTemplate")
     assert words in ready["message"]
     assert_no_cost_to_others(cost)
+
+
+def test_a_deeply_nested_service_is_refused_at_no_cost_to_others(
+    watched: HealthyOperator, tenant: Tenant, kubeconfig: str, bystanders: Isvcs
+) -> None:
+    """An affinity 2000 levels deep once stopped every watch; it is written and read with kubectl, as the
+    kubernetes package's own JSON handling hits the recursion limit (and so does `remove_services`)."""
+    namespace = tenant.namespace
+
+    def refused() -> bool:
+        ready = ready_condition(kubeconfig, namespace, "deep")
+        return ready is not None and ready["status"] == "False"
+
+    def apply_hostile() -> None:
+        kubectl(kubeconfig, namespace, "--as", "tenant", "create", "-f", "-", text=deep_service("deep", 2000))
+
+    try:
+        cost = measure(watched, apply_hostile, refused, bystanders, _service("good-deep"))
+        print(f"deep: {cost}")
+        ready = ready_condition(kubeconfig, namespace, "deep")
+        assert ready is not None and (ready["status"], ready["reason"]) == ("False", "TooDeep"), ready
+        assert_no_cost_to_others(cost)
+    finally:
+        kubectl(kubeconfig, namespace, "delete", "isvc", "deep", "--wait")
