@@ -8,6 +8,13 @@ import pytest
 from tests.server.conftest import Trained
 
 
+def test_server_liveness_in_kserve_v1_shape(http: httpx.Client) -> None:
+    """KServe's v1 client (`is_server_live`) reads `status` from `GET /`."""
+    response = http.get("/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
 def test_model_status_and_listing(http: httpx.Client) -> None:
     assert http.get("/v1/models/iris").json() == {"name": "iris", "ready": True}
     assert http.get("/v1/models").json() == {"models": ["iris"]}

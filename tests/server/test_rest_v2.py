@@ -42,7 +42,6 @@ def infer_body(features: np.ndarray[Any, Any], datatype: str = "FP64", **extra: 
 
 def test_health_and_server_metadata(http: httpx.Client) -> None:
     assert http.get("/v2/health/live").json() == {"live": True}
-    assert http.get("/").status_code == 200
     assert http.get("/v2/health/ready").json() == {"ready": True}
     metadata = http.get("/v2").json()
     assert metadata["name"] == "kubeserve" and "version" in metadata and metadata["extensions"] == []

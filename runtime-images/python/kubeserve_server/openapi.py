@@ -183,6 +183,7 @@ def openapi_document(model_name: str) -> dict[str, Any]:
             },
             "/v2/models/{model_name}/infer": {"parameters": [name], **infer},
             "/v2/models/{model_name}/versions/{model_version}/infer": {**with_version, **infer},
+            "/": _get("Server is live (KServe's v1 shape)", {"type": "object"}),
             "/v1/models": _get("Models served", {"type": "object"}),
             "/v1/models/{model_name}": {"parameters": [name], **_get("Model readiness", ready, "404", "503")},
             "/v1/models/{model_name}:predict": {"parameters": [name], **v1_predict},

@@ -124,7 +124,8 @@ class RestApp:
                 re.compile(r"/v1/models/(?P<name>[^/:]+):predict"),
                 {"POST": self._tracked("v1", self._v1_predict)},
             ),
-            (re.compile(r"/v2/health/live|/"), {"GET": self._live}),
+            (re.compile(r"/v2/health/live"), {"GET": self._live}),
+            (re.compile(r"/"), {"GET": self._v1_live}),
             (re.compile(r"/v2/health/ready"), {"GET": self._ready}),
             (re.compile(_VERSIONED + "/ready"), {"GET": self._v2_model_ready}),
             (re.compile(_VERSIONED), {"GET": self._v2_model_metadata}),
@@ -252,6 +253,10 @@ class RestApp:
 
     async def _live(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
         return _json(200, {"live": self.dataplane.live()})
+
+    async def _v1_live(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
+        """KServe's v1 liveness shape: its v1 client reads `status` and fails on anything else."""
+        return _json(200, {"status": "alive"})
 
     async def _ready(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
         ready = self.dataplane.ready()
