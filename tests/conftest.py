@@ -2,7 +2,9 @@
 
 Without KUBECONFIG the session starts its own local control plane from the
 cached binaries, in a private directory, and stops it by PID at the end. With
-KUBECONFIG set, the same tests run against that cluster (kind, or a real one).
+KUBECONFIG set, the same tests run against that cluster (kind, or a real one), except those
+marked `cluster_wide`, which would change what every user of that cluster sees; Kubeserve's own CRDs
+and shipped runtimes are applied there (what the tests test, never removed).
 """
 
 from __future__ import annotations
@@ -167,6 +169,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cluster tests are marked `cluster`. A test marked `cluster_wide(what)` installs or removes objects
+    every user of a cluster shares (CRDs, ClusterRoles): it is skipped, before any fixture runs, on a
+    cluster that KUBECONFIG names, which this session did not start and must not change for others."""
+    shared = os.environ.get("KUBECONFIG")
     for item in items:
         if "tests/cluster/" in str(item.path):
             item.add_marker(pytest.mark.cluster)
+        marker = item.get_closest_marker("cluster_wide")
+        if shared and marker:
+            where = f"never on the shared cluster of {shared} (KUBECONFIG)"
+            reason = f"{marker.args[0]}: runs only on a control plane the session starts, {where}"
+            item.add_marker(pytest.mark.skip(reason=reason))

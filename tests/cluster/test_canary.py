@@ -285,6 +285,7 @@ def virtual_service_weights(kube: k8s.ApiClient, namespace: str) -> list[tuple[s
     return [(r["destination"]["host"], r["weight"]) for r in found["spec"]["http"][0]["route"]]
 
 
+@pytest.mark.cluster_wide("creates and deletes the VirtualService CRD")
 def test_istio_virtual_service_weights_when_only_istio_is_served(
     istio_api: None, kube: k8s.ApiClient, namespace: str, operator: object
 ) -> None:
@@ -301,6 +302,11 @@ def test_istio_virtual_service_weights_when_only_istio_is_served(
         ),
         what="VirtualService weights 70/30",
     )
+
+
+GATEWAY_API_CRDS = pytest.mark.cluster_wide(
+    "installs and deletes the Gateway API CRDs, and with them every HTTPRoute of the cluster"
+)
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +354,7 @@ def wait_weights(kube: k8s.ApiClient, namespace: str, expected: list[tuple[str, 
     return found
 
 
+@GATEWAY_API_CRDS
 def test_http_route_weights_follow_the_canary_and_mirror_to_it(
     gateway_api: None, kube: k8s.ApiClient, namespace: str, operator: object
 ) -> None:
@@ -399,6 +406,7 @@ def test_http_route_weights_follow_the_canary_and_mirror_to_it(
     wait_split(isvcs, [(v2, 100), (v3, 0)])
 
 
+@GATEWAY_API_CRDS
 def test_a_canary_that_never_becomes_ready_keeps_all_traffic_on_stable(
     gateway_api: None, kube: k8s.ApiClient, namespace: str, operator: object
 ) -> None:

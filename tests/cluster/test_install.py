@@ -48,6 +48,9 @@ CHART = REPO / "charts" / "kubeserve"
 RELEASE = "kubeserve"
 ACCOUNT = "kubeserve-operator"
 NO_RUNTIMES = ("--set", "runtimes.enabled=false")
+INSTALLS_THE_CHART = pytest.mark.cluster_wide(
+    "installs and uninstalls the chart, whose ClusterRole, ClusterRoleBinding and CRDs are cluster-wide"
+)
 
 
 def helm_path() -> str:
@@ -133,6 +136,7 @@ def test_rendered_chart_passes_a_server_side_dry_run(
     assert "serverside-applied (server dry run)" in result.stdout
 
 
+@INSTALLS_THE_CHART
 def test_install_establishes_crds_and_rolls_out_the_operator(kube: k8s.ApiClient, release: str) -> None:
     extensions = k8s.ApiextensionsV1Api(kube)
     names = [
@@ -172,6 +176,7 @@ def test_install_establishes_crds_and_rolls_out_the_operator(kube: k8s.ApiClient
     assert [(p.name, p.port) for p in service.spec.ports] == [("http-metrics", 8080)]
 
 
+@INSTALLS_THE_CHART
 def test_upgrade_keeps_crds_and_inference_services(
     kube: k8s.ApiClient, kubeconfig: str, release: str
 ) -> None:
@@ -215,6 +220,7 @@ def test_upgrade_keeps_crds_and_inference_services(
     assert yaml.safe_load(config["config.yaml"])["ingress"]["domain"] == "models.example.org"
 
 
+@INSTALLS_THE_CHART
 def test_shipped_runtimes_are_accepted_by_the_api_server(kube: k8s.ApiClient, release: str) -> None:
     custom = k8s.CustomObjectsApi(kube)
     refused = {}
@@ -261,6 +267,7 @@ def can(
     return review.status is not None and review.status.allowed
 
 
+@INSTALLS_THE_CHART
 def test_operator_account_may_do_its_job_but_never_read_secrets(kube: k8s.ApiClient, release: str) -> None:
     denied = [grant for grant in REQUIRED_GRANTS if not can(kube, release, *grant)]
     denied += [
@@ -322,6 +329,7 @@ def must_be_denied(release: str) -> list[tuple[str, str, str, str, str]]:
     return probes
 
 
+@INSTALLS_THE_CHART
 def test_operator_account_writes_nothing_it_never_writes(kube: k8s.ApiClient, release: str) -> None:
     """No write on kinds it only reads or never touches, in the models', its own or any namespace."""
     allowed = [
@@ -332,6 +340,7 @@ def test_operator_account_writes_nothing_it_never_writes(kube: k8s.ApiClient, re
     assert allowed == []
 
 
+@INSTALLS_THE_CHART
 def test_installed_roles_use_no_wildcards(kube: k8s.ApiClient, release: str) -> None:
     rbac = k8s.RbacAuthorizationV1Api(kube)
     rules = rbac.read_cluster_role(ACCOUNT).rules + rbac.read_namespaced_role(ACCOUNT, release).rules
@@ -342,6 +351,7 @@ def test_installed_roles_use_no_wildcards(kube: k8s.ApiClient, release: str) -> 
     assert all(rule.resource_names or rule.verbs == ["create"] for rule in role_rules)
 
 
+@INSTALLS_THE_CHART
 def test_watch_namespaces_narrow_the_operators_rbac_to_them(
     kube: k8s.ApiClient, kubeconfig: str, namespace: str, other_namespace: str, installed: None
 ) -> None:
@@ -407,6 +417,7 @@ def account_kubeconfig(kube: k8s.ApiClient, namespace: str, path: Path) -> Path:
 FORBIDDEN = re.compile(r"\b403\b|forbidden|permission", re.IGNORECASE)
 
 
+@INSTALLS_THE_CHART
 def test_the_charts_account_is_enough_to_serve_a_model(
     kube: k8s.ApiClient,
     kubeconfig: str,
@@ -476,6 +487,7 @@ def test_the_charts_account_is_enough_to_serve_a_model(
         assert refused == [], "the operator was refused a request:\n" + "\n".join(refused[:20])
 
 
+@INSTALLS_THE_CHART
 def test_by_default_kube_system_and_the_operators_namespace_are_not_reconciled(
     kube: k8s.ApiClient,
     kubeconfig: str,
