@@ -1,4 +1,5 @@
-"""Reading the local control plane's audit log: who sent which request, to count an operator's writes.
+"""Reading the local control plane's audit log: who sent which request, to count an operator's writes
+and to find the requests an account was refused.
 
 The API server appends one JSON line per request stage; a tail started at some
 moment sees only the requests logged after it, so a test or a benchmark counts
@@ -24,6 +25,9 @@ class Request:
     namespace: str
     name: str
     subresource: str
+    user: str
+    code: int
+    """The HTTP status of the answer (0 where the event has none)."""
 
     @property
     def is_write(self) -> bool:
@@ -40,6 +44,8 @@ class Request:
             namespace=ref.get("namespace", ""),
             name=ref.get("name", ""),
             subresource=ref.get("subresource", ""),
+            user=(event.get("user") or {}).get("username", ""),
+            code=(event.get("responseStatus") or {}).get("code", 0),
         )
 
 
