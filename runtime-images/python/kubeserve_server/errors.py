@@ -29,3 +29,7 @@ class PayloadTooLarge(InferenceError):
 
 class ModelNotReady(InferenceError):
     status = 503
+
+
+class UnsupportedMediaType(InferenceError):
+    status = 415

@@ -125,6 +125,7 @@ def openapi_document(model_name: str) -> dict[str, Any]:
                 "400": _ERROR,
                 "404": _ERROR,
                 "413": _ERROR,
+                "415": _ERROR,
                 "503": _ERROR,
             },
         }
@@ -153,6 +154,7 @@ def openapi_document(model_name: str) -> dict[str, Any]:
                 "400": _ERROR,
                 "404": _ERROR,
                 "413": _ERROR,
+                "415": _ERROR,
                 "503": _ERROR,
             },
         }

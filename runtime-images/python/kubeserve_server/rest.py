@@ -6,6 +6,7 @@ because framework layers cost more per request than a small model's predict does
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -14,6 +15,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import orjson
 
+from kubeserve_server.content_coding import codings, inflate
 from kubeserve_server.dataplane import DataPlane
 from kubeserve_server.errors import InferenceError, InvalidInput, PayloadTooLarge
 from kubeserve_server.metrics import Metrics
@@ -174,7 +176,15 @@ class RestApp:
         return _error(404, f"no route for {path}")
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole request body, refusing with 413 as soon as it is known to be over the limit."""
+        """The whole request body, inflated if it was compressed (415 for a coding we cannot undo)."""
+        names = codings(_header(scope, b"content-encoding"))
+        body = await self._read(scope, receive)
+        if names:
+            body = await asyncio.to_thread(inflate, body, names, self.max_request_size)
+        return body
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        """The body as sent, refusing with 413 as soon as it is known to be over the limit."""
         limit = self.max_request_size
         length = _int_header(scope, b"content-length")
         if length is not None and length > limit:
