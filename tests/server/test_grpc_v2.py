@@ -22,7 +22,7 @@ def test_health_and_metadata(grpc_client: GrpcClient) -> None:
     assert grpc_client.call("ServerReady", pb.ServerReadyRequest(), pb.ServerReadyResponse).ready
     assert grpc_client.call("ModelReady", pb.ModelReadyRequest(name="iris"), pb.ModelReadyResponse).ready
     server = grpc_client.call("ServerMetadata", pb.ServerMetadataRequest(), pb.ServerMetadataResponse)
-    assert server.name == "kubeserve"
+    assert server.name == "kubeserve" and list(server.extensions) == ["binary_tensor_data"]
     model = grpc_client.call("ModelMetadata", pb.ModelMetadataRequest(name="iris"), pb.ModelMetadataResponse)
     assert model.platform == "sklearn"
     assert [(t.name, t.datatype, list(t.shape)) for t in model.inputs] == [("input-0", "FP64", [-1, 4])]

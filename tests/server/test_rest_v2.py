@@ -44,7 +44,9 @@ def test_health_and_server_metadata(http: httpx.Client) -> None:
     assert http.get("/v2/health/live").json() == {"live": True}
     assert http.get("/v2/health/ready").json() == {"ready": True}
     metadata = http.get("/v2").json()
-    assert metadata["name"] == "kubeserve" and "version" in metadata and metadata["extensions"] == []
+    assert metadata["name"] == "kubeserve" and "version" in metadata
+    # The binary tensor data extension, by the name Triton reports it under.
+    assert metadata["extensions"] == ["binary_tensor_data"]
 
 
 def test_model_metadata_and_readiness(http: httpx.Client) -> None:

@@ -27,6 +27,8 @@ from kubeserve_server.protocol import (
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "kubeserve"
+# The Open Inference Protocol extensions served, by the names Triton lists them under.
+EXTENSIONS = ["binary_tensor_data"]
 
 
 class DataPlane:
@@ -73,7 +75,7 @@ class DataPlane:
         return self.model.ready() and self._others_loaded() and not self.draining
 
     def server_metadata(self) -> dict[str, Any]:
-        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+        return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
         return self._model(name, version).ready() and not self.draining
