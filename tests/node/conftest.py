@@ -1,5 +1,5 @@
 """The user's path on a real node: a control plane with one real node, the project's images built and
-imported, the chart installed with them, and a real S3-compatible store holding the models.
+imported, the chart installed with them, and an S3 emulator (moto's server) holding the models.
 
 Everything here is session-scoped: the node, the images and the operator are made once. The suite
 runs in a pytest session of its own (`make test` gives it one), as it starts a second control plane.

@@ -1,5 +1,5 @@
 """The user's path on the real node, as plain functions: the chart installed with the images built
-here, a real S3-compatible store with models in it, credentials by reference, InferenceServices of
+here, an S3 emulator (moto's server) with models in it, credentials by reference, InferenceServices of
 those models, and clients inside and outside the cluster. The node suite's fixtures and
 `bench/real_node.py` both use them."""
 
@@ -77,7 +77,7 @@ def install_chart(kubeconfig: str, namespace: str = "kubeserve-system") -> str:
 
 @contextmanager
 def running_model_store() -> Iterator[ModelStore]:
-    """moto's S3 server on the node's address, so pods reach it."""
+    """moto's S3 emulator on the node's address, so pods reach it."""
     server = ThreadedMotoServer(ip_address=addresses.NODE_IP, port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -1,5 +1,6 @@
-"""Real servers for the storage initializer's tests: moto's S3 server (over HTTP, and over HTTPS
-with a self-signed certificate) and a local HTTP(S) file server.
+"""Servers for the storage initializer's tests: moto's S3 emulator (over HTTP, and over HTTPS with a
+self-signed certificate) and a local HTTP(S) file server. moto reimplements the S3 API: the client
+speaks real HTTP to it, but where moto and AWS differ, these tests follow moto.
 
 All listen on 127.0.0.1 on a free port, run in threads of the test process, and are stopped by
 the fixture that started them.

@@ -1,4 +1,4 @@
-"""gs:// against a real GCS-compatible server on 127.0.0.1 (gcp-storage-emulator), via STORAGE_EMULATOR_HOST.
+"""gs:// against a GCS emulator on 127.0.0.1 (gcp-storage-emulator, not Google), via STORAGE_EMULATOR_HOST.
 
 The emulator does not check credentials, so the 403 path uses the local HTTP server, which answers
 403 to the bucket listing of a bucket named `forbidden`. Google's own endpoint is not reachable from

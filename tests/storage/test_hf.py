@@ -1,4 +1,6 @@
-"""hf:// against a real local HTTP server speaking the part of the Hub API that huggingface_hub calls.
+"""hf:// against a hand-written fake of the Hugging Face Hub: a local HTTP server, written here, speaking
+the part of the Hub API that huggingface_hub calls, as read from the client. It proves the initializer
+against that reading of the API; a change in the real Hub's answers would not show here.
 
 `snapshot_download` asks for the revision's commit (GET /api/models/<repo>/revision/<rev>), lists the
 commit's files (GET /api/models/<repo>/tree/<commit>), then fetches each file with HEAD and GET on

@@ -1,4 +1,5 @@
-"""s3:// against a real S3-compatible server (moto's server mode on 127.0.0.1)."""
+"""s3:// against an S3 emulator (moto's server mode on 127.0.0.1), not AWS: real HTTP and the real boto3
+client, but moto's reimplementation of S3 behind them."""
 
 import json
 import socket
