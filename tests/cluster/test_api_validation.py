@@ -164,6 +164,12 @@ BAD = [
         runtime(acceleratorImages={"nvidia-a100": "server:../gpu"}),
         'spec.acceleratorImages.nvidia-a100: Invalid value: "server:../gpu"',
     ),
+    (
+        "name too long for its children",
+        {**isvc({"model": MODEL}), "metadata": {"name": "n" * 45}},
+        "metadata.name must be at most 44 characters",
+    ),
+    ("name with a dot", {**isvc({"model": MODEL}), "metadata": {"name": "a.b"}}, "a DNS-1035 label"),
 ]
 
 

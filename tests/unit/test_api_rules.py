@@ -135,6 +135,10 @@ CEL_CASES = [
         )
     ],
     ("legacy key runtimeVersion", isvc({"tensorflow": {"runtimeVersion": "../x"}}), "runtimeVersion"),
+    ("name of 44", {**with_model(), "metadata": {"name": "a" * 44}}, None),
+    ("name of 45", {**with_model(), "metadata": {"name": "a" * 45}}, "metadata.name"),
+    ("name with a dot", {**with_model(), "metadata": {"name": "a.b"}}, "metadata.name"),
+    ("name starting with a digit", {**with_model(), "metadata": {"name": "1a"}}, "metadata.name"),
 ]
 
 

@@ -125,6 +125,8 @@ def test_strings_matched_by_cel_are_bounded() -> None:
         for rule in node.get("x-kubernetes-validations", ()):
             if ".matches(" in rule["rule"]:
                 field = rule["rule"].split(".matches(")[0].rsplit("self.", 1)[1]
+                if field == "metadata.name":  # the API server's own bound: 253 characters
+                    continue
                 assert node["properties"][field]["maxLength"] <= 4096, f"{path}.{field}"
 
 

@@ -6,10 +6,17 @@ from typing import Any
 
 import pytest
 
+from kubeserve.api.inference_service import MAX_NAME_LENGTH
 from kubeserve.config import OperatorConfig
 from kubeserve.planning.plan import Plan, PlanningError, plan_service
 from kubeserve.planning.rollout import CANARY, STABLE, TrackState
-from kubeserve.planning.traffic import MIRROR_ANNOTATION, Backend, effective_backend, mirror_percent
+from kubeserve.planning.traffic import (
+    MIRROR_ANNOTATION,
+    Backend,
+    effective_backend,
+    mirror_percent,
+    track_service_name,
+)
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 
 
@@ -166,10 +173,11 @@ def test_the_transformer_is_the_routed_entry_and_the_domain_comes_from_config() 
     assert plan.ingress_url == "http://iris-ml.models.internal"
 
 
-def test_a_name_too_long_for_the_track_services_is_a_planning_error() -> None:
-    long_name = "m" * 47
-    assert plan_service(service(SKLEARN, name=long_name), inputs(backend="service")).traffic == ()
-    with pytest.raises(PlanningError) as refused:
-        plan_service(service(SKLEARN, name=long_name), inputs(backend="gateway"))
-    assert refused.value.reason == "NameTooLong"
-    assert "shorten the InferenceService's name by 1" in refused.value.message
+def test_the_longest_name_the_schema_allows_gives_children_that_are_dns_labels() -> None:
+    """A Service name is a DNS label (63 characters); the longest child is a transformer's canary track."""
+    name = "m" * MAX_NAME_LENGTH
+    spec = {**SKLEARN, "transformer": {"containers": [{"name": "tx", "image": "tx:1"}]}}
+    plan = plan_service(service(spec, name=name), inputs(backend="gateway"))
+    names = [o["metadata"]["name"] for o in plan.objects]
+    assert max(len(n) for n in names) <= 63
+    assert len(track_service_name(f"{name}-transformer", CANARY)) == 63

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
-from kubeserve.api.common import GROUP, VERSION, ApiModel
-from kubeserve.api.inference_service import InferenceServiceSpec
+from kubeserve.api.common import GROUP, VERSION, ApiModel, CelRule
+from kubeserve.api.inference_service import InferenceService, InferenceServiceSpec
 from kubeserve.api.serving_runtime import ServingRuntimeSpec
 from kubeserve.api.status import PREVIOUS_REVISION_TAG, InferenceServiceStatus
 
@@ -99,6 +99,8 @@ class Kind:
     description: str
     spec: type[ApiModel]
     status: type[ApiModel] | None = None
+    rules: tuple[CelRule, ...] = ()
+    """Rules over the whole object (its `metadata.name`, the one part of metadata CEL may read)."""
     required: tuple[str, ...] = ("spec",)
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ("kubeserve",)
@@ -120,12 +122,14 @@ class Kind:
         }
         if self.status is not None:
             properties["status"] = structural_schema(self.status)
-        schema = {
+        schema: dict[str, Any] = {
             "type": "object",
             "description": self.description,
             "required": list(self.required),
             "properties": properties,
         }
+        if self.rules:
+            schema["x-kubernetes-validations"] = [rule.as_schema() for rule in self.rules]
         missing = undescribed_properties(schema)
         if missing != [".metadata"]:  # the API server owns metadata's schema
             raise SchemaError(f"{self.kind}: properties without a description: {missing}")
@@ -174,6 +178,7 @@ KINDS = (
         "explainer. Field names and meaning follow KServe's serving.kserve.io/v1beta1.",
         spec=InferenceServiceSpec,
         status=InferenceServiceStatus,
+        rules=InferenceService.cel_rules,
         short_names=("isvc",),
         categories=("all", "kubeserve"),
         columns=(

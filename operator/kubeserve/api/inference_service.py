@@ -3,11 +3,12 @@ an explainer."""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from kubeserve.api.common import API_VERSION, ApiModel, ObjectMeta
+from kubeserve.api.common import API_VERSION, ApiModel, CelRule, ObjectMeta
 from kubeserve.api.components import (
     ComponentName,
     ComponentSpec,
@@ -38,8 +39,27 @@ class InferenceServiceSpec(ApiModel):
         return {name: spec for name, spec in present.items() if spec is not None}
 
 
+MAX_NAME_LENGTH = 44
+"""The longest child name is `<name>-transformer-canary` (a Service, so at most 63 characters)."""
+_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_RULE = CelRule(
+    expression=f"self.metadata.name.size() <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{_NAME}')",
+    message=f"metadata.name must be at most {MAX_NAME_LENGTH} characters of lower-case letters, digits and "
+    "'-', starting with a letter and ending with a letter or digit (a DNS-1035 label, as KServe asks), so "
+    "that every child's name, up to `<name>-transformer-canary`, is a valid Service name",
+    holds=lambda isvc: (
+        isvc.metadata.name is None
+        or (
+            len(isvc.metadata.name) <= MAX_NAME_LENGTH and re.fullmatch(_NAME, isvc.metadata.name) is not None
+        )
+    ),
+)
+
+
 class InferenceService(ApiModel):
     """An InferenceService object as the API server returns it: `InferenceService.model_validate(obj)`."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (NAME_RULE,)
 
     api_version: str = API_VERSION
     kind: Literal["InferenceService"] = "InferenceService"

@@ -21,9 +21,6 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "kubeserve"
 KSERVE_LABEL_SERVICE = "serving.kserve.io/inferenceservice"
 
-MAX_NAME = 63
-"""Service names are DNS labels, and child names are also used as label values."""
-
 
 def component_name(service: str, component: str) -> str:
     """`<isvc>-<component>`, the name of a component's Deployment and Service (as in KServe)."""

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from kubeserve.config import OperatorConfig
-from kubeserve.planning.naming import GROUP_PREFIX, MAX_NAME, child_metadata
+from kubeserve.planning.naming import GROUP_PREFIX, child_metadata
 from kubeserve.planning.rollout import CANARY, LABEL_TRACK, STABLE, Rollout
 from kubeserve.planning.service import HTTP_PORT, build_service
 
@@ -86,15 +86,9 @@ def mirror_percent(annotations: Mapping[str, str]) -> int | None:
 
 
 def track_service_name(component_name: str, track: str) -> str:
-    """`<isvc>-<component>-<track>`; Service names are DNS labels, so the service's name must leave room."""
-    name = f"{component_name}-{track}"
-    if len(name) > MAX_NAME:
-        raise TrafficError(
-            "NameTooLong",
-            f"Service {name} for the weighted route would have {len(name)} characters, more than "
-            f"{MAX_NAME}: shorten the InferenceService's name by {len(name) - MAX_NAME}",
-        )
-    return name
+    """`<isvc>-<component>-<track>`: a DNS label, as the schema bounds the service's name
+    (`MAX_NAME_LENGTH`)."""
+    return f"{component_name}-{track}"
 
 
 def _weights(rollout: Rollout) -> list[tuple[str, int]]:
