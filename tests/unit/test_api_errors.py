@@ -20,6 +20,12 @@ from kubeserve.apply.client import ApiError
             "quantities must match the regular expression",
             False,
         ),
+        (
+            500,
+            "failed to create typed patch object (ml/iris; apps/v1, Kind=Deployment): .spec.template.spec"
+            '.containers[name="c"].readinessProbe.httpGet.path: expected string, got 1',
+            False,
+        ),
         (422, "Deployment.apps is invalid", False),
         (403, "forbidden", False),
     ],

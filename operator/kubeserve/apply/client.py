@@ -32,7 +32,11 @@ USER_AGENT_PRODUCT = "kubeserve-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 
-CONTENT_REFUSALS = ("failed to convert new object", "quantities must match the regular expression")
+CONTENT_REFUSALS = (
+    "failed to convert new object",
+    "quantities must match the regular expression",
+    "failed to create typed patch object",
+)
 """Words of a 500 that refuses what was sent, not the server's own trouble."""
 
 
