@@ -1,9 +1,12 @@
 """The HorizontalPodAutoscaler of a component, when it may scale (maxReplicas > minReplicas).
 
 cpu and memory are resource utilization targets, in percent of the request
-(cpu at 80% by default, as in KServe). concurrency and rps are per-pod metrics
-that the model server exports; the HPA reads them through a metrics adapter
-(for example prometheus-adapter) that serves them under these names.
+(cpu at 80% by default, as in KServe). concurrency and rps are per-pod custom
+metrics: the HPA reads them through a metrics adapter, which serves them from
+what the model server exports (docs/autoscaling.md ships prometheus-adapter's
+rules). The operator does not import the model server, so the names live here;
+tests/unit/test_autoscaling_metrics.py checks them against the server's
+/metrics and against the shipped adapter rules.
 
 During a canary each track has its own HPA, and its bounds scale with the
 track's share of the traffic: minReplicas and maxReplicas times the share,
@@ -20,7 +23,13 @@ from kubeserve.api.components import ComponentSpec
 from kubeserve.planning.rollout import share
 
 DEFAULT_CPU_TARGET = 80
-POD_METRICS = {"concurrency": "kubeserve_inflight_requests", "rps": "kubeserve_requests_per_second"}
+IN_FLIGHT_METRIC = "kubeserve_requests_in_flight"
+"""The model server's gauge of requests being served, which the adapter serves under its own name."""
+REQUESTS_COUNTER = "kubeserve_requests_total"
+"""The model server's counter of requests served; the adapter serves its per-second rate as RPS_METRIC."""
+RPS_METRIC = "kubeserve_requests_per_second"
+"""Requests per second per pod: the rate of REQUESTS_COUNTER over a minute, as the adapter serves it."""
+POD_METRICS = {"concurrency": IN_FLIGHT_METRIC, "rps": RPS_METRIC}
 
 
 def min_replicas(spec: ComponentSpec) -> int:
