@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeserve.apply import decoding
+from kubeserve.apply.resources import CHILD_KINDS
 from kubeserve.planning.naming import LABEL_SERVICE
 
 Body = dict[str, Any]
 Key = tuple[str, str]
 """(namespace, name); namespace is "" for cluster-scoped objects."""
 
-CHILD_KINDS = frozenset(
-    {"Deployment", "Service", "HorizontalPodAutoscaler", "Pod", "HTTPRoute", "VirtualService"}
-)
+OWNED_KINDS = frozenset({*CHILD_KINDS, "Pod"})
 """Kinds Kubeserve creates (or whose pods it reads): no reader looks at annotations others set on them."""
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 POD_STATUS_READ = ("phase", "conditions")
@@ -58,7 +57,7 @@ def slim(kind: str, body: Mapping[str, Any]) -> Body:
     out = dict(body)
     metadata = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
     annotations = metadata.get("annotations")
-    if kind in CHILD_KINDS and annotations and LAST_APPLIED in annotations:
+    if kind in OWNED_KINDS and annotations and LAST_APPLIED in annotations:
         metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     out["metadata"] = metadata
     if kind == "Pod":

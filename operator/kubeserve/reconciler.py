@@ -27,21 +27,20 @@ from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event, timestamp
 from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
-from kubeserve.observed import ClusterView
+from kubeserve.observed import ClusterView, Key
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
 from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name
 from kubeserve.planning.rollout import LABEL_TRACK, TrackState
 from kubeserve.planning.traffic import Backend, effective_backend
 from kubeserve.status.announcements import announcements
-from kubeserve.status.compute import Observed, compute_status
+from kubeserve.status.compute import Observed, compute_status, track_pods
 from kubeserve.status.conditions import child_refusal, refused
 from kubeserve.status.readiness import deployment_verdict
 
 MAX_BACKOFF = 60.0
 CONCURRENT_RECONCILES = 16
 logger = logging.getLogger(__name__)
-Key = tuple[str, str]
 
 
 def _valid(
@@ -79,12 +78,7 @@ def _track_states(
             labels.get(LABEL_REVISION),
         )
         if component and track and digest:
-            pods = [
-                p
-                for p in view.owned_by("Pod", namespace, name, None)
-                if (p["metadata"].get("labels") or {}).get(LABEL_TRACK) == track
-                and (p["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == component
-            ]
+            pods = track_pods(view.owned_by("Pod", namespace, name, None), component, track)
             ready = deployment_verdict("", deployment, pods).ok
             tracks[(component, track)] = TrackState(
                 revision_name(name, component, digest), ready, deployment["spec"]["template"]

@@ -58,7 +58,7 @@ class SyncResult:
     pruned: list[str] = field(default_factory=list)
 
 
-def key_of(obj: dict[str, Any]) -> ObjectKey:
+def _child_key(obj: dict[str, Any]) -> ObjectKey:
     return obj["kind"], obj["metadata"]["name"]
 
 
@@ -161,12 +161,12 @@ async def sync_children(
     What the writes return goes into the view at once, so the next reconcile,
     which may run before the watch brings the same news, does not write again.
     """
-    current = {key_of(obj): obj for obj in observed}
+    current = {_child_key(obj): obj for obj in observed}
     result = SyncResult()
     writes: list[Awaitable[object]] = []
     wanted: set[ObjectKey] = set()
     for obj in desired:
-        key = key_of(obj)
+        key = _child_key(obj)
         wanted.add(key)
         target = stamped(obj)
         found = current.get(key)

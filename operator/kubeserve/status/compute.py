@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,13 @@ class Observed:
     pods: Sequence[Mapping[str, Any]]
 
     def pods_of(self, component: str, track: str) -> list[Mapping[str, Any]]:
-        return [
-            p
-            for p in self.pods
-            if (p["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == component
-            and (p["metadata"].get("labels") or {}).get(LABEL_TRACK) == track
-        ]
+        return track_pods(self.pods, component, track)
+
+
+def track_pods(pods: Iterable[Mapping[str, Any]], component: str, track: str) -> list[Mapping[str, Any]]:
+    """The pods of one component's track (stable or canary), by their labels."""
+    wanted = {LABEL_COMPONENT: component, LABEL_TRACK: track}
+    return [p for p in pods if wanted.items() <= (p["metadata"].get("labels") or {}).items()]
 
 
 def condition_type(component: str, suffix: str = "Ready") -> str:
