@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from kubeserve.apply.client import USER_AGENT_PRODUCT
 from kubeserve.devcluster.audit import AuditTail, Request
 from tests.cluster.isvc import Isvcs, example
+from tests.cluster.quiet import QUIET_WINDOW
 from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
@@ -148,6 +149,9 @@ def test_only_the_leader_acts_and_a_killed_leader_is_replaced(
 def test_a_leader_that_loses_its_lease_stops_at_once_and_nobody_writes_until_it_is_free(
     kube: k8s.ApiClient, namespace: str, audit_log: Path, replicas: list[Replica]
 ) -> None:
+    """While another holds the Lease, neither replica writes for QUIET_WINDOW (tests/cluster/quiet.py),
+    though a deleted Deployment begs for it: this catches a writer of a period up to 30 s (the re-list
+    of an unserved route CRD, far longer than these replicas' 4 s lease and its 0.5 s renewal tries)."""
     leader, standby = replicas
     isvcs = Isvcs(kube, namespace)
     isvcs.apply(_service(0))
@@ -164,7 +168,7 @@ def test_a_leader_that_loses_its_lease_stops_at_once_and_nobody_writes_until_it_
     tail = AuditTail(audit_log)
     apps = k8s.AppsV1Api(kube)
     apps.delete_namespaced_deployment("iris-0-predictor", namespace)
-    time.sleep(LEASE_SECONDS * 1.5)
+    time.sleep(QUIET_WINDOW)
     assert not _object_writes(tail, namespace), "a replica without the lease wrote"
     assert not apps.list_namespaced_deployment(namespace).items
 
@@ -178,6 +182,8 @@ def test_a_leader_that_loses_its_lease_stops_at_once_and_nobody_writes_until_it_
 def test_a_paused_leader_is_replaced_and_writes_nothing_when_it_resumes(
     kube: k8s.ApiClient, namespace: str, audit_log: Path, replicas: list[Replica]
 ) -> None:
+    """The resumed leader writes nothing for QUIET_WINDOW after it resumes (tests/cluster/quiet.py):
+    this catches a write it would send on any timer of a period up to 30 s, its lease renewal included."""
     leader, standby = replicas
     isvcs = Isvcs(kube, namespace)
     isvcs.apply(_service(0))
@@ -192,7 +198,7 @@ def test_a_paused_leader_is_replaced_and_writes_nothing_when_it_resumes(
     apps = k8s.AppsV1Api(kube)
     apps.delete_namespaced_deployment("iris-0-predictor", namespace)
     eventually(lambda: apps.list_namespaced_deployment(namespace).items, 30, "the Deployment restored")
-    time.sleep(LEASE_SECONDS)
+    time.sleep(QUIET_WINDOW)
     writers = {r.user_agent for r in _object_writes(tail, namespace)}
     assert writers and all(standby.wrote(r) for r in _object_writes(tail, namespace)), writers
     assert leader.metric("kubeserve_leader ") == 0.0
