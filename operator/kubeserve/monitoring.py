@@ -3,7 +3,8 @@
 - /healthz (liveness) fails when one of the operator's background loops (the
   lease, the configuration watch) has died, which a restart would mend.
 - /readyz (readiness) waits for the first full view of the cluster; a standby
-  replica is ready too: it is warm, it only does not write.
+  replica is ready too: it is warm, it only does not write. While Kubeserve's
+  CRDs are not applied, it says so and how to apply them.
 - /metrics is Prometheus' text format (`kubeserve.metrics`).
 
 aiohttp's server is already in memory (kopf and the API client use aiohttp),
@@ -20,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kubeserve.metrics import exposition
+from kubeserve.missing_crds import MissingCrds
 from kubeserve.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ def parse_address(address: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-def build_app(reconciler: Reconciler, loops: Callable[[], Collection[asyncio.Task[None]]]) -> web.Application:
+def build_app(
+    reconciler: Reconciler, loops: Callable[[], Collection[asyncio.Task[None]]], missing: MissingCrds
+) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         dead = [task.get_name() for task in loops() if task.done()]
         if dead:
@@ -41,6 +45,8 @@ def build_app(reconciler: Reconciler, loops: Callable[[], Collection[asyncio.Tas
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
+        if missing.names:
+            return web.Response(status=503, text=missing.message() + "\n")
         if not reconciler.synced.is_set():
             return web.Response(status=503, text="waiting for the first full view of the cluster\n")
         return web.Response(text="ok\n")
@@ -56,9 +62,12 @@ def build_app(reconciler: Reconciler, loops: Callable[[], Collection[asyncio.Tas
 
 
 async def serve(
-    address: str, reconciler: Reconciler, loops: Callable[[], Collection[asyncio.Task[None]]]
+    address: str,
+    reconciler: Reconciler,
+    loops: Callable[[], Collection[asyncio.Task[None]]],
+    missing: MissingCrds,
 ) -> web.AppRunner:
-    runner = web.AppRunner(build_app(reconciler, loops), access_log=None)
+    runner = web.AppRunner(build_app(reconciler, loops, missing), access_log=None)
     await runner.setup()
     host, port = parse_address(address)
     await web.TCPSite(runner, host, port).start()

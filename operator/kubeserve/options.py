@@ -16,6 +16,8 @@ class RunOptions:
     operator_namespace: str | None = None
     lease_name: str = "kubeserve-operator"
     lease_timing: LeaseTiming = field(default_factory=LeaseTiming)
+    config_file: str | None = None
+    """The configuration file (`--config`); None falls back to $KUBESERVE_CONFIG, then the defaults."""
     config_map: str | None = None
     namespaces: tuple[str, ...] = ()
     """Watch only these namespaces (and cluster-scoped objects); all namespaces when empty."""
@@ -23,6 +25,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if (self.leader_elect or self.config_map) and not self.operator_namespace:
             raise ValueError("--leader-elect and --config-map need --operator-namespace (or POD_NAMESPACE)")
+        if self.config_file and self.config_map:
+            raise ValueError("--config and --config-map are two sources of the configuration: give one")
 
     @staticmethod
     def identity() -> str:

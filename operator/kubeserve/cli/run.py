@@ -47,10 +47,19 @@ UNUSED_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
     "writing after two thirds of it.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Read the configuration (config.yaml's keys) from FILE, once at start [default: the file "
+    "$KUBESERVE_CONFIG names; built-in defaults without either].",
+)
+@click.option(
     "--config-map",
     default=None,
     help="Read config.yaml from this ConfigMap in the operator namespace, and follow its changes "
-    "(instead of the file $KUBESERVE_CONFIG names).",
+    "(instead of --config or $KUBESERVE_CONFIG).",
 )
 @click.option(
     "--log-format",
@@ -71,6 +80,7 @@ def run(
     operator_namespace: str | None,
     lease_name: str,
     lease_duration: float,
+    config_file: str | None,
     config_map: str | None,
     log_format: str,
     debug: bool,
@@ -95,6 +105,7 @@ def run(
             lease_timing=LeaseTiming(
                 duration=lease_duration, deadline=lease_duration * 2 / 3, retry=lease_duration / 7.5
             ),
+            config_file=config_file,
             config_map=config_map,
             namespaces=namespaces,
         )

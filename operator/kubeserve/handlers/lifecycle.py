@@ -12,6 +12,7 @@ from kubeserve.config import load_config
 from kubeserve.handlers.watches import follow_all
 from kubeserve.leadership import Leadership
 from kubeserve.live_config import ConfigMapSource
+from kubeserve.missing_crds import MissingCrds
 from kubeserve.monitoring import serve
 from kubeserve.observed import ClusterView
 from kubeserve.options import RunOptions
@@ -57,11 +58,12 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         source = ConfigMapSource(api, options.operator_namespace, options.config_map)
         config = await source.initial()
     else:
-        config = load_config()
+        config = load_config(options.config_file)
     memo.view = ClusterView()
     reconciler = memo.reconciler = Reconciler(api, memo.view, config)
     # Watches on a client of their own: their long-lived connections stay out of the writes' pool.
-    watches = follow_all(KubeApi.from_connection(credentials), reconciler, options.namespaces)
+    missing = MissingCrds()
+    watches = follow_all(KubeApi.from_connection(credentials), reconciler, missing, options.namespaces)
     loops.append(asyncio.create_task(watches, name="watches"))
     if source is not None:
         loops.append(asyncio.create_task(source.follow(reconciler.reconfigure), name="configuration watch"))
@@ -74,7 +76,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         loops.append(asyncio.create_task(leadership.run(reconciler.enqueue_all), name="leader election"))
     memo.http = None
     if options.http_address:
-        memo.http = await serve(options.http_address, reconciler, lambda: loops)
+        memo.http = await serve(options.http_address, reconciler, lambda: loops, missing)
 
 
 @kopf.on.cleanup()

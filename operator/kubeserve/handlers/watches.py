@@ -47,6 +47,7 @@ from kubeserve.apply.resources import (
     VIRTUAL_SERVICE,
     Resource,
 )
+from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.reconciler import Reconciler
 
@@ -59,6 +60,8 @@ MIN_WATCH_SECONDS = 1.0
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 UNSERVED_SECONDS = 30.0
 """How often a missing route CRD is looked for (the reconciler learns of it at once, by kopf's CRD watch)."""
+MISSING_CRD_SECONDS = 5.0
+"""How often one of Kubeserve's kinds is asked for while its CRD is not applied (said once, not each time)."""
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT = Resource("v1", "ServiceAccount", "serviceaccounts")
@@ -160,6 +163,7 @@ class Follower:
         namespace: str | None,
         scope: Scope,
         listing: asyncio.Lock,
+        missing: MissingCrds | None = None,
     ) -> None:
         self.api = api
         self.reconciler = reconciler
@@ -168,6 +172,8 @@ class Follower:
         self.scope = scope
         self.listing = listing
         """Shared by every follower: one page in memory at a time, however many kinds list at once."""
+        self.missing = missing if missing is not None else MissingCrds()
+        """Shared too: Kubeserve's kinds found unserved, for one clear log line and /readyz."""
         self.listed = asyncio.Event()
         self.selector = {"labelSelector": LABEL_SERVICE} if watched.child else {}
 
@@ -207,6 +213,7 @@ class Follower:
             try:
                 if version is None:
                     version = await self._list()
+                    self.missing.found(self.watched.resource)
                     self.listed.set()
                 started = time.monotonic()
                 version = await self._watch(version)
@@ -219,6 +226,11 @@ class Follower:
             except ApiError as error:
                 if error.status == 410:  # a watch may also be refused outright for a version too old
                     version = None
+                    continue
+                if error.status == 404 and self.missing.owns(self.watched.resource):
+                    self.missing.lost(self.watched.resource)
+                    version = None
+                    await asyncio.sleep(MISSING_CRD_SECONDS)
                     continue
                 if error.status != 404 or not self.watched.optional:
                     failures = await self._failed(error, failures)
@@ -307,16 +319,19 @@ class Follower:
         return version
 
 
-async def follow_all(api: KubeApi, reconciler: Reconciler, namespaces: tuple[str, ...] = ()) -> None:
+async def follow_all(
+    api: KubeApi, reconciler: Reconciler, missing: MissingCrds, namespaces: tuple[str, ...] = ()
+) -> None:
     """Keep the view current until cancelled; once every kind is listed, mark synced and reconcile all.
 
     Nothing reconciles before that, so a restart's first reconcile of a
-    service sees its every child and pod, and writes nothing.
+    service sees its every child and pod, and writes nothing. Kubeserve's
+    kinds whose CRDs are not applied go into `missing` until they are.
     """
     listing = asyncio.Lock()
     scope = Scope(namespaces)
     followers = [
-        Follower(api, reconciler, watched, namespace, scope, listing)
+        Follower(api, reconciler, watched, namespace, scope, listing, missing)
         for watched in WATCHED
         for namespace in (scope.namespaces() if watched.resource.namespaced else [None])
     ]
