@@ -1,7 +1,9 @@
 """The protocol-agnostic data plane: REST v1, REST v2 and gRPC v2 all call this and only this.
 
-Prediction runs inline on the event loop: a tabular model's predict is short and holds the GIL,
-so a thread hand-off would add latency and no throughput; `--workers` is the way to use more cores.
+Prediction runs where the adapter calls it, inline on the event loop for ordinary requests: a
+tabular model's predict is short and holds the GIL, so a thread hand-off would add latency and no
+throughput; `--workers` is the way to use more cores. The REST adapter calls it in a thread for
+large bodies (offload.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from kubeserve_server.protocol import (
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "kubeserve"
-# The Open Inference Protocol extensions served, by the names Triton lists them under.
+# The Open Inference Protocol's extensions served, by the names Triton lists them under.
 EXTENSIONS = ["binary_tensor_data"]
 
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -19,6 +20,7 @@ from kubeserve_server.content_coding import codings, inflate
 from kubeserve_server.dataplane import DataPlane
 from kubeserve_server.errors import InferenceError, InvalidInput, PayloadTooLarge
 from kubeserve_server.metrics import Metrics
+from kubeserve_server.offload import Admission, Offload
 from kubeserve_server.openapi import openapi_document
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.protocol import Array
@@ -99,6 +101,11 @@ def _v1_instances(document: Any) -> Array:
     return array
 
 
+def decode_v1(body: bytes) -> Array:
+    """A v1 body's instances; module-level, so large bodies can be decoded in another process."""
+    return _v1_instances(parse_json(body))
+
+
 def _v1_predictions(array: Array) -> Any:
     if array.dtype.kind in "biuf":
         return np.ascontiguousarray(array)
@@ -115,11 +122,13 @@ class RestApp:
         metrics: Metrics,
         max_request_size: int,
         payload_logger: PayloadLogger | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_request_size = max_request_size
         self.payload_logger = payload_logger
+        self.offload = offload or Offload()
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(_VERSIONED + "/infer"), {"POST": self._tracked("v2", self._v2_infer)}),
             (
@@ -175,20 +184,22 @@ class RestApp:
                 return _error(500, f"internal error serving {path}; the server log has the details")
         return _error(404, f"no route for {path}")
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _body(self, scope: Scope, receive: Receive, admission: Admission) -> bytes:
         """The whole request body, inflated if it was compressed (415 for a coding we cannot undo)."""
         names = codings(_header(scope, b"content-encoding"))
-        body = await self._read(scope, receive)
+        body = await self._read(scope, receive, admission)
         if names:
             body = await asyncio.to_thread(inflate, body, names, self.max_request_size)
+            await admission.grow(len(body))
         return body
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read(self, scope: Scope, receive: Receive, admission: Admission) -> bytes:
         """The body as sent, refusing with 413 as soon as it is known to be over the limit."""
         limit = self.max_request_size
         length = _int_header(scope, b"content-length")
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body of {length} bytes is over the limit of {limit} bytes")
+        await admission.grow(length or 0)
         message = await receive()
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":
@@ -206,6 +217,7 @@ class RestApp:
             if size > limit:
                 raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
             chunks.append(chunk)
+            await admission.grow(size)
         if message["type"] == "http.disconnect":
             raise _ClientGone
         return b"".join(chunks)
@@ -233,33 +245,42 @@ class RestApp:
         return tracked
 
     async def _v2_infer(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
-        body = await self._body(scope, receive)
-        request_header_length = _int_header(scope, INFERENCE_HEADER)
-        request = decode_infer_request(body, request_header_length)
-        response = self.dataplane.infer(match["name"], match["version"], request)
-        binary_outputs = request.parameters.get("binary_data_output") is True
-        answer, header_length = encode_infer_response(response, binary_outputs)
-        if header_length is None:
-            headers = JSON_HEADERS
-        else:
-            headers = [(b"content-type", OCTET_STREAM), (INFERENCE_HEADER, str(header_length).encode())]
-        if self.payload_logger is not None:
-            self.payload_logger.submit(
-                request.id,
-                (body, JSON if request_header_length is None else OCTET_STREAM),
-                (answer, headers[0][1]),
+        async with self.offload.admission() as admission:
+            body = await self._body(scope, receive, admission)
+            request_header_length = _int_header(scope, INFERENCE_HEADER)
+            request = await self.offload.decode(
+                partial(decode_infer_request, header_length=request_header_length), body
             )
-        return 200, answer, headers
+            response = await self.offload.run(
+                len(body), self.dataplane.infer, match["name"], match["version"], request
+            )
+            binary_outputs = request.parameters.get("binary_data_output") is True
+            answer, header_length = encode_infer_response(response, binary_outputs)
+            if header_length is None:
+                headers = JSON_HEADERS
+            else:
+                headers = [(b"content-type", OCTET_STREAM), (INFERENCE_HEADER, str(header_length).encode())]
+            if self.payload_logger is not None:
+                self.payload_logger.submit(
+                    request.id,
+                    (body, JSON if request_header_length is None else OCTET_STREAM),
+                    (answer, headers[0][1]),
+                )
+            return 200, answer, headers
 
     async def _v1_predict(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
-        body = await self._body(scope, receive)
-        predictions = self.dataplane.predict_v1(match["name"], _v1_instances(parse_json(body)))
-        answer = orjson.dumps(
-            {"predictions": _v1_predictions(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY
-        )
-        if self.payload_logger is not None:
-            self.payload_logger.submit(None, (body, JSON), (answer, JSON))
-        return 200, answer, JSON_HEADERS
+        async with self.offload.admission() as admission:
+            body = await self._body(scope, receive, admission)
+            instances = await self.offload.decode(decode_v1, body)
+            predictions = await self.offload.run(
+                len(body), self.dataplane.predict_v1, match["name"], instances
+            )
+            answer = orjson.dumps(
+                {"predictions": _v1_predictions(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY
+            )
+            if self.payload_logger is not None:
+                self.payload_logger.submit(None, (body, JSON), (answer, JSON))
+            return 200, answer, JSON_HEADERS
 
     async def _live(self, scope: Scope, receive: Receive, match: re.Match[str]) -> Response:
         return _json(200, {"live": self.dataplane.live()})

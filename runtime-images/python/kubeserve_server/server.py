@@ -29,6 +29,7 @@ from kubeserve_server.dataplane import DataPlane
 from kubeserve_server.grpc_v2 import InferenceServicer
 from kubeserve_server.metrics import Metrics
 from kubeserve_server.model import model_class
+from kubeserve_server.offload import Offload
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.rest import RestApp
 
@@ -106,9 +107,10 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     except RuntimeError as error:
         raise OSError(f"gRPC cannot listen on {_grpc_address(config)}: {error}") from None
 
+    offload = Offload()
     http = _UvicornServer(
         uvicorn.Config(
-            RestApp(dataplane, metrics, config.max_request_size, payload_logger),
+            RestApp(dataplane, metrics, config.max_request_size, payload_logger, offload),
             http="httptools",
             lifespan="off",
             access_log=False,
@@ -147,6 +149,7 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
         await http.serve(sockets=[http_socket])
     finally:
         await grpc_server.stop(grace=5)
+        offload.close()
         if payload_logger is not None:
             await payload_logger.stop()
         load.cancel()
