@@ -14,6 +14,10 @@ DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 # Covers kube-proxy's next sync after a pod starts terminating, well inside the default 30 s grace period.
 DEFAULT_DRAIN_SECONDS = 5.0
+# A request's headers are a few hundred bytes: any live client sends them well inside this.
+DEFAULT_HEADER_TIMEOUT = 10.0
+# The whole body: the default 64 MiB limit arrives within it at about 1 MiB/s.
+DEFAULT_BODY_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,8 @@ class ServerConfig:
     log_level: str = "INFO"
     termination_log: Path = DEFAULT_TERMINATION_LOG
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
     @property
     def tls(self) -> bool:
@@ -51,6 +57,13 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
 
 
@@ -112,6 +125,21 @@ def parser() -> argparse.ArgumentParser:
         help="after SIGTERM, answer not ready but keep serving this long before shutting down: the kubelet "
         "signals as the endpoint starts terminating, and kube-proxy stops routing to it only on its next "
         "sync. The default covers that, well inside the default 30 s grace period; 0 stops at once",
+    )
+    p.add_argument(
+        "--header_timeout",
+        "--header-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help="seconds for a REST request's headers to arrive, from the connection's start or the "
+        "request's first byte; late ones get 408 and the connection is closed",
+    )
+    p.add_argument(
+        "--body_timeout",
+        "--body-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        help="seconds for a REST request's whole body to arrive once it is read; late ones get 408",
     )
     return p
 

@@ -33,3 +33,7 @@ class ModelNotReady(InferenceError):
 
 class UnsupportedMediaType(InferenceError):
     status = 415
+
+
+class RequestTimeout(InferenceError):
+    status = 408

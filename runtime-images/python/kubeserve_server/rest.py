@@ -16,9 +16,10 @@ from typing import Any, TypeAlias
 import numpy as np
 import orjson
 
+from kubeserve_server.config import DEFAULT_BODY_TIMEOUT
 from kubeserve_server.content_coding import codings, inflate
 from kubeserve_server.dataplane import DataPlane
-from kubeserve_server.errors import InferenceError, InvalidInput, PayloadTooLarge
+from kubeserve_server.errors import InferenceError, InvalidInput, PayloadTooLarge, RequestTimeout
 from kubeserve_server.metrics import Metrics
 from kubeserve_server.offload import Admission, Offload
 from kubeserve_server.openapi import openapi_document
@@ -123,10 +124,12 @@ class RestApp:
         max_request_size: int,
         payload_logger: PayloadLogger | None = None,
         offload: Offload | None = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_request_size = max_request_size
+        self.body_timeout = body_timeout
         self.payload_logger = payload_logger
         self.offload = offload or Offload()
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
@@ -155,13 +158,11 @@ class RestApp:
             status, body, headers = await self._dispatch(scope, receive)
         except _ClientGone:
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())],
-            }
-        )
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        if status == RequestTimeout.status:
+            # The rest of a late body may still be arriving: nothing more can be read from it.
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> Response:
@@ -194,13 +195,28 @@ class RestApp:
         return body
 
     async def _read(self, scope: Scope, receive: Receive, admission: Admission) -> bytes:
-        """The body as sent, refusing with 413 as soon as it is known to be over the limit."""
+        """The body as sent, refusing with 413 as soon as it is known to be over the limit.
+
+        The whole body must arrive within the body timeout (408 otherwise), so a client that
+        trickles it cannot hold a connection; time spent waiting for a large-request slot is ours
+        and does not count.
+        """
         limit = self.max_request_size
         length = _int_header(scope, b"content-length")
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body of {length} bytes is over the limit of {limit} bytes")
         await admission.grow(length or 0)
-        message = await receive()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+
+        async def receive_in_time() -> Message:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await receive()
+            except TimeoutError:
+                raise RequestTimeout(f"the body did not arrive within {self.body_timeout:g}s") from None
+
+        message = await receive_in_time()
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":
             if len(body) > limit:
@@ -209,7 +225,7 @@ class RestApp:
         chunks = [body]
         size = len(body)
         while message.get("more_body", False):
-            message = await receive()
+            message = await receive_in_time()
             if message["type"] == "http.disconnect":
                 raise _ClientGone
             chunk = message.get("body", b"")
@@ -217,7 +233,9 @@ class RestApp:
             if size > limit:
                 raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
             chunks.append(chunk)
+            waiting = loop.time()
             await admission.grow(size)
+            deadline += loop.time() - waiting
         if message["type"] == "http.disconnect":
             raise _ClientGone
         return b"".join(chunks)

@@ -27,6 +27,7 @@ from kubeserve_server import logs
 from kubeserve_server.config import ServerConfig
 from kubeserve_server.dataplane import DataPlane
 from kubeserve_server.grpc_v2 import InferenceServicer
+from kubeserve_server.http_protocol import with_header_timeout
 from kubeserve_server.metrics import Metrics
 from kubeserve_server.model import model_class
 from kubeserve_server.offload import Offload
@@ -110,8 +111,10 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     offload = Offload()
     http = _UvicornServer(
         uvicorn.Config(
-            RestApp(dataplane, metrics, config.max_request_size, payload_logger, offload),
-            http="httptools",
+            RestApp(
+                dataplane, metrics, config.max_request_size, payload_logger, offload, config.body_timeout
+            ),
+            http=with_header_timeout(config.header_timeout),
             lifespan="off",
             access_log=False,
             log_config=None,
