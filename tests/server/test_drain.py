@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -101,3 +102,26 @@ def test_a_server_still_loading_has_nothing_to_drain(tmp_path: Path, monkeypatch
         # The loading thread blocks the exit until the model has loaded; let it.
         gate.touch()
         assert exit_seconds(server, started) < EXIT_MARGIN_SECONDS * 2
+
+
+def test_draining_ends_keep_alive(tmp_path: Path, sklearn_iris: Trained) -> None:
+    """Idle keep-alive connections close when the drain starts, and every answer during it says
+    `Connection: close`, so clients reconnect through the Service, which no longer routes here."""
+    request = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    with (
+        running_server(tmp_path, sklearn_iris.model_dir, "sklearn", "--drain_seconds=30") as server,
+        socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as idle,
+    ):
+        idle.sendall(request)
+        response = b""
+        while not response.endswith(b'{"live":true}'):
+            chunk = idle.recv(65536)
+            assert chunk, "closed before the answer"
+            response += chunk
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" not in response
+        sigterm(server)
+        server.wait_for("/v2/health/ready", 503)
+        assert idle.recv(65536) == b"", "the idle keep-alive connection stayed open"
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            response = http.get("/v2/health/live")
+        assert response.status_code == 200 and response.headers["connection"] == "close"

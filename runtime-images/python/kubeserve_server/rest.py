@@ -159,8 +159,9 @@ class RestApp:
         except _ClientGone:
             return
         headers = [*headers, (b"content-length", str(len(body)).encode())]
-        if status == RequestTimeout.status:
-            # The rest of a late body may still be arriving: nothing more can be read from it.
+        if status == RequestTimeout.status or self.dataplane.draining:
+            # A late body may still be arriving; a draining server wants its clients to reconnect
+            # elsewhere, through the Service that no longer routes to it.
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

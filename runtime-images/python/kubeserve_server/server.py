@@ -165,13 +165,19 @@ def _on_signal(http: uvicorn.Server, dataplane: DataPlane, drain_seconds: float)
 
     The kubelet signals as it marks the endpoint terminating, but kube-proxy routes to it until its
     next sync: a server that stopped listening at once would refuse those connections. While
-    draining, readiness says no and both listeners serve as usual. Nothing is routed to a server
-    that is not ready (still loading, or already draining), so it has nothing to drain.
+    draining, readiness says no and both listeners serve as usual, but REST keep-alive ends.
+    Nothing is routed to a server that is not ready (still loading, or already draining), so it has
+    nothing to drain.
     """
     if drain_seconds == 0 or not dataplane.ready():
         http.should_exit = True
         return
     dataplane.drain()
+    # Keep-alive clients would go on sending here, past the Service that no longer routes to us:
+    # close the idle connections now; busy ones close after their response, which (like every
+    # response while draining) says `Connection: close`, so clients reconnect elsewhere.
+    for connection in list(http.server_state.connections):
+        connection.shutdown()
     logger.info("draining for %gs: not ready, still serving, then stopping", drain_seconds)
     asyncio.get_running_loop().call_later(drain_seconds, setattr, http, "should_exit", True)
 
