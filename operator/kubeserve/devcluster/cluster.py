@@ -394,6 +394,20 @@ class LocalControlPlane:
             time.sleep(0.2)
         raise ClusterError(f"nodes were not Ready in time; see {self.logs / 'kwok.log'}")
 
+    def kill_and_restart(self, name: str) -> None:
+        """SIGKILL one recorded process and start it again with the same command line, as a crash and a
+        supervisor's restart would (for chaos runs); the caller waits for it to be ready."""
+        state = self.state()
+        if state is None or not self.running().get(name):
+            raise ClusterError(f"{name} is not running")
+        pid = state.processes[name]
+        command = [part.decode() for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if part]
+        os.kill(pid, signal.SIGKILL)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()
+        self._start(state, name, command[1:])
+
     def down(self) -> list[str]:
         """Stop the recorded processes, newest first; returns the names that were running."""
         state = self.state()
