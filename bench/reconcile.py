@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from kubeserve.planning.plan import PlanInputs, plan_service
 
 REPO = Path(__file__).resolve().parent.parent
 ISVC_PATH = "/apis/serving.kubeserve.io/v1beta1/namespaces/{namespace}/inferenceservices"
+DEPLOYMENTS_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments"
 EXTRA_NODES = 24
 """kwok nodes added for the benchmark: 110 pods each, so 2400 pods (the limit's and the operator's) fit."""
 OPERATOR_AGENTS = (USER_AGENT_PRODUCT, "kopf/")
@@ -173,9 +175,10 @@ class Batch:
     started: float = 0.0
 
 
-async def watch_ready(http: httpx.AsyncClient, batch: Batch, version: str) -> None:
-    """One watch on the namespace's services: the first moment each one reports Ready=True."""
-    path = ISVC_PATH.format(namespace=batch.namespace)
+async def watch_until_all(
+    http: httpx.AsyncClient, batch: Batch, path: str, version: str, done: Callable[[dict[str, Any]], bool]
+) -> None:
+    """One watch on `path`: the first moment each object is `done`, until all of the batch are."""
     while True:
         params = {
             "watch": "1",
@@ -190,11 +193,20 @@ async def watch_ready(http: httpx.AsyncClient, batch: Batch, version: str) -> No
                 if event["type"] == "ERROR":
                     raise RuntimeError(f"watch failed: {obj}")
                 version = obj["metadata"]["resourceVersion"]
-                conditions = (obj.get("status") or {}).get("conditions") or []
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                if event["type"] != "BOOKMARK" and done(obj):
                     batch.ready.setdefault(obj["metadata"]["name"], time.monotonic())
                     if len(batch.ready) == batch.size:
                         return
+
+
+def service_ready(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def deployment_ready(obj: dict[str, Any]) -> bool:
+    """All its pods ready."""
+    return int((obj.get("status") or {}).get("readyReplicas", 0)) >= obj.get("spec", {}).get("replicas", 1)
 
 
 async def apply_one(http: httpx.AsyncClient, batch: Batch, name: str) -> None:
@@ -247,30 +259,6 @@ def planned_children(namespace: str, name: str) -> list[dict[str, Any]]:
     return children
 
 
-async def watch_deployments_ready(http: httpx.AsyncClient, batch: Batch, version: str) -> None:
-    """One watch on the namespace's Deployments: the first moment each one has all its pods ready."""
-    path = f"/apis/apps/v1/namespaces/{batch.namespace}/deployments"
-    while True:
-        params = {
-            "watch": "1",
-            "resourceVersion": version,
-            "timeoutSeconds": "60",
-            "allowWatchBookmarks": "1",
-        }
-        async with http.stream("GET", path, params=params, timeout=None) as stream:
-            async for line in stream.aiter_lines():
-                event = json.loads(line)
-                obj = event["object"]
-                if event["type"] == "ERROR":
-                    raise RuntimeError(f"watch failed: {obj}")
-                version = obj["metadata"]["resourceVersion"]
-                status, wanted = obj.get("status") or {}, obj.get("spec", {}).get("replicas", 1)
-                if event["type"] != "BOOKMARK" and status.get("readyReplicas", 0) >= wanted:
-                    batch.ready.setdefault(obj["metadata"]["name"], time.monotonic())
-                    if len(batch.ready) == batch.size:
-                        return
-
-
 async def apply_children(
     http: httpx.AsyncClient, batch: Batch, name: str, children: list[dict[str, Any]]
 ) -> None:
@@ -294,9 +282,15 @@ def measure_limit(state: ClusterState, size: int) -> float:
     async def go() -> None:
         async with admin_client(state) as http:
             await namespace_ready(http, batch.namespace)
-            listed = await list_settled(http, f"/apis/apps/v1/namespaces/{batch.namespace}/deployments")
+            listed = await list_settled(http, DEPLOYMENTS_PATH.format(namespace=batch.namespace))
             watcher = asyncio.create_task(
-                watch_deployments_ready(http, batch, listed["metadata"]["resourceVersion"])
+                watch_until_all(
+                    http,
+                    batch,
+                    DEPLOYMENTS_PATH.format(namespace=batch.namespace),
+                    listed["metadata"]["resourceVersion"],
+                    deployment_ready,
+                )
             )
             batch.started = time.monotonic()
             await asyncio.gather(*(apply_children(http, batch, name, kids) for name, kids in planned.items()))
@@ -312,7 +306,10 @@ def measure_limit(state: ClusterState, size: int) -> float:
 async def run_batch(http: httpx.AsyncClient, batch: Batch) -> None:
     await namespace_ready(http, batch.namespace)
     listed = await list_settled(http, ISVC_PATH.format(namespace=batch.namespace))
-    watcher = asyncio.create_task(watch_ready(http, batch, listed["metadata"]["resourceVersion"]))
+    path = ISVC_PATH.format(namespace=batch.namespace)
+    watcher = asyncio.create_task(
+        watch_until_all(http, batch, path, listed["metadata"]["resourceVersion"], service_ready)
+    )
     batch.started = time.monotonic()
     await asyncio.gather(*(apply_one(http, batch, f"m-{i:04d}") for i in range(batch.size)))
     await asyncio.wait_for(watcher, READY_TIMEOUT)
