@@ -19,6 +19,18 @@ def example(name: str) -> dict[str, Any]:
     return loaded
 
 
+def serving_runtime(name: str, **spec: Any) -> dict[str, Any]:
+    """A namespaced ServingRuntime of sklearn; `container` is laid over its one container, the rest of
+    `spec` over its spec."""
+    container = {"name": "kserve-container", "image": "example/server:1", **spec.pop("container", {})}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ServingRuntime",
+        "metadata": {"name": name},
+        "spec": {"supportedModelFormats": [{"name": "sklearn"}], "containers": [container], **spec},
+    }
+
+
 class Isvcs:
     """InferenceServices of one namespace."""
 

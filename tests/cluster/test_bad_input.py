@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.cluster.isvc import Isvcs, example
+from tests.cluster.isvc import Isvcs, example, serving_runtime
 from tests.polling import eventually
 
 SKLEARN = {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://bucket/iris"}
@@ -55,28 +55,13 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
-def _runtime(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "serving.kubeserve.io/v1beta1",
-        "kind": "ServingRuntime",
-        "metadata": {"name": name},
-        "spec": {
-            "supportedModelFormats": [{"name": "sklearn"}],
-            "containers": [
-                {"name": "kserve-container", "image": "example/server:1", **spec.pop("container", {})}
-            ],
-            **spec,
-        },
-    }
-
-
 @pytest.fixture
 def bad_services(kube: k8s.ApiClient, namespace: str, operator: object) -> Isvcs:
     """Every bad spec of the table applied at once, beside the runtimes some of them name."""
     objects = k8s.CustomObjectsApi(kube)
     for runtime in (
-        _runtime("switched-off", disabled=True),
-        _runtime("broken-template", container={"args": ["{{ nope }}"]}),
+        serving_runtime("switched-off", disabled=True),
+        serving_runtime("broken-template", container={"args": ["{{ nope }}"]}),
     ):
         objects.create_namespaced_custom_object(
             "serving.kubeserve.io", "v1beta1", namespace, "servingruntimes", runtime

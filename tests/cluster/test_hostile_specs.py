@@ -25,7 +25,7 @@ from tests.cluster.hostile import (
     measure,
     operator_with_endpoints,
 )
-from tests.cluster.isvc import Isvcs, example
+from tests.cluster.isvc import Isvcs, example, serving_runtime
 from tests.cluster.test_poisoned_objects import deep_service, kubectl, ready_condition
 from tests.polling import eventually
 
@@ -43,15 +43,7 @@ HOSTILE_TEMPLATES = [
 
 
 def _runtime(name: str, arg: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "serving.kubeserve.io/v1beta1",
-        "kind": "ServingRuntime",
-        "metadata": {"name": name},
-        "spec": {
-            "supportedModelFormats": [{"name": "sklearn"}],
-            "containers": [{"name": "kserve-container", "image": "example/server:1", "args": [arg]}],
-        },
-    }
+    return serving_runtime(name, container={"args": [arg]})
 
 
 def _service(name: str, runtime: str | None = None) -> dict[str, Any]:
