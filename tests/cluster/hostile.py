@@ -215,8 +215,12 @@ def measure(
 
 
 def assert_no_cost_to_others(cost: Cost) -> None:
-    """Peak RSS under twice the baseline, every /healthz answered 200 within 100 ms, and the other
-    namespace's service Ready within 2 s."""
+    """Peak RSS under twice the baseline, every /healthz answered 200 within 500 ms, and the other
+    namespace's service Ready within 2 s.
+
+    The attacks these guard against stalled /healthz for seconds (8.7 s for a 10^8-step template);
+    500 ms keeps clear of the scheduling jitter of a shared two-core CI machine, where 108 ms was
+    seen with nothing hostile running."""
     assert cost.peak_rss_mib < 2 * cost.baseline_rss_mib, cost
-    assert cost.healthz_failures == () and cost.slowest_healthz_s < 0.1, cost
+    assert cost.healthz_failures == () and cost.slowest_healthz_s < 0.5, cost
     assert cost.other_ready_s < 2.0, cost

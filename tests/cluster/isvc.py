@@ -64,20 +64,33 @@ class Isvcs:
         self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
     def condition(self, name: str, kind: str) -> dict[str, Any] | None:
-        conditions = self.get(name).get("status", {}).get("conditions") or []
-        return next((c for c in conditions if c["type"] == kind), None)
+        return _condition_in(self.get(name), kind)
 
     def wait_condition(
         self, name: str, kind: str, status: str = "True", reason: str | None = None, timeout: float = 30.0
     ) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
-            found = self.condition(name, kind)
-            if found and found["status"] == status and (reason is None or found.get("reason") == reason):
+            body = self.get(name)
+            current = body.get("status", {}).get("observedGeneration") == body["metadata"]["generation"]
+            found = _condition_in(body, kind)
+            if (
+                current
+                and found
+                and found["status"] == status
+                and (reason is None or found.get("reason") == reason)
+            ):
                 return found
             return None
 
         return eventually(probe, timeout, f"{kind}={status} ({reason or 'any reason'}) on {name}")
 
     def wait_ready(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait for Ready=True written for the current generation: a status left from before the
+        last apply does not count."""
         self.wait_condition(name, "Ready", timeout=timeout)
         return self.get(name)
+
+
+def _condition_in(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    conditions = body.get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == kind), None)
