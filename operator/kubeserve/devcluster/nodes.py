@@ -17,9 +17,13 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 @dataclass(frozen=True)
 class NodeShape:
+    """A simulated node; the default is a large general-purpose cloud instance (96 vCPUs, 384 GiB,
+    250 pods), so every example and a few hundred benchmark services fit on two of them."""
+
     name: str
-    cpu: str = "8"
-    memory: str = "32Gi"
+    cpu: str = "96"
+    memory: str = "384Gi"
+    pods: str = "250"
     labels: dict[str, str] = field(default_factory=dict)
     extended: dict[str, str] = field(default_factory=dict)
     taints: tuple[dict[str, str], ...] = ()
@@ -51,7 +55,7 @@ DEFAULT_NODES = (
 
 def node_manifest(shape: NodeShape) -> dict[str, Any]:
     """A Node object as a kubelet would register it, marked for kwok to manage."""
-    resources = {"cpu": shape.cpu, "memory": shape.memory, "pods": "110", **shape.extended}
+    resources = {"cpu": shape.cpu, "memory": shape.memory, "pods": shape.pods, **shape.extended}
     return {
         "apiVersion": "v1",
         "kind": "Node",
