@@ -11,28 +11,28 @@ cheap and needs no map of which key matters to whom.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.resources import CONFIG_MAP
 from kubeserve.config import OperatorConfig, parse_config
 from kubeserve.events import post_event, timestamp
+from kubeserve.list_watch import ListWatch
 
 CONFIG_KEY = "config.yaml"
-WATCH_SECONDS = 300
-RETRY_SECONDS = 2.0
 logger = logging.getLogger(__name__)
 
 
-class ConfigMapSource:
+class ConfigMapSource(ListWatch):
+    """The one ConfigMap, listed and watched by name; `on_change` hears each configuration that parses."""
+
     def __init__(self, api: KubeApi, namespace: str, name: str) -> None:
-        self.api = api
-        self.namespace = namespace
+        super().__init__(api, CONFIG_MAP, namespace, {"fieldSelector": f"metadata.name={name}"})
         self.name = name
         self.current: OperatorConfig | None = None
+        self.on_change: Callable[[OperatorConfig], None] = lambda config: None
 
     async def initial(self) -> OperatorConfig:
         """The starting configuration: defaults without the ConfigMap; a bad one stops the start."""
@@ -44,37 +44,22 @@ class ConfigMapSource:
             self.current = parse_config(self._text(found))
         return self.current
 
-    def _text(self, config_map: dict[str, Any]) -> str:
+    def _text(self, config_map: Mapping[str, Any]) -> str:
         return str((config_map.get("data") or {}).get(CONFIG_KEY, ""))
 
     async def follow(self, on_change: Callable[[OperatorConfig], None]) -> None:
-        """Watch the ConfigMap until cancelled, re-connecting after each server timeout or failure."""
-        version: str | None = None
-        while True:
-            params = {"fieldSelector": f"metadata.name={self.name}", "timeoutSeconds": str(WATCH_SECONDS)}
-            if version:
-                params["resourceVersion"] = version
-            try:
-                async for event in self.api.watch(CONFIG_MAP, self.namespace, params):
-                    if event["type"] == "ERROR":  # 410 Gone: start again from the current state
-                        version = None
-                        break
-                    version = event["object"]["metadata"].get("resourceVersion") or version
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        await self._changed(event["object"], on_change)
-                    elif event["type"] == "DELETED":
-                        logger.warning(
-                            "ConfigMap %s/%s deleted: the configuration in force stays",
-                            self.namespace,
-                            self.name,
-                        )
-            except (ApiError, TransportError) as error:
-                logger.warning("watching ConfigMap %s/%s: %s", self.namespace, self.name, error)
-                await asyncio.sleep(RETRY_SECONDS)
+        """Follow the ConfigMap until cancelled."""
+        self.on_change = on_change
+        await self.run()
 
-    async def _changed(self, config_map: dict[str, Any], on_change: Callable[[OperatorConfig], None]) -> None:
+    async def received(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if event_type == "DELETED":
+            logger.warning(
+                "ConfigMap %s/%s deleted: the configuration in force stays", self.namespace, self.name
+            )
+            return
         try:
-            config = parse_config(self._text(config_map))
+            config = parse_config(self._text(body))
         except ValueError as error:
             logger.error(
                 "ConfigMap %s/%s refused, the configuration in force stays: %s",
@@ -82,7 +67,7 @@ class ConfigMapSource:
                 self.name,
                 error,
             )
-            await self._warn(config_map, str(error))
+            await self._warn(body, str(error))
             return
         if config == self.current:
             return
@@ -90,10 +75,10 @@ class ConfigMapSource:
         logger.info(
             "configuration changed (ConfigMap %s/%s): re-planning every service", self.namespace, self.name
         )
-        on_change(config)
+        self.on_change(config)
 
-    async def _warn(self, config_map: dict[str, Any], message: str) -> None:
-        body = {"apiVersion": "v1", "kind": "ConfigMap", **config_map}
+    async def _warn(self, config_map: Mapping[str, Any], message: str) -> None:
+        body = {**config_map, "apiVersion": "v1", "kind": "ConfigMap"}
         try:
             await post_event(self.api, body, "Warning", "InvalidConfiguration", message, timestamp())
         except (ApiError, TransportError, NotLeader) as error:

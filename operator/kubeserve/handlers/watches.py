@@ -13,7 +13,8 @@ page of a list is slimmed into the view as it arrives, one page at a time, and
 nothing is reconciled until every initial list is in (`Reconciler.synced`,
 also what /readyz reports); then every service is reconciled once.
 
-A watch resumes from the last resourceVersion it saw (bookmarks keep that
+Each kind is followed by the one list-and-watch loop (`list_watch.py`): a
+watch resumes from the last resourceVersion it saw (bookmarks keep that
 recent), and when the server no longer has it (410 Gone) the kind is listed
 again: objects missing from the new list were deleted meanwhile, and are
 forgotten as if their DELETED events had come.
@@ -30,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubeserve.apply.client import ApiError, KubeApi, TransportError
+from kubeserve.apply.client import ApiError, KubeApi
 from kubeserve.apply.resources import (
     AUTOSCALER,
     CLUSTER_SERVING_RUNTIME,
@@ -47,17 +47,13 @@ from kubeserve.apply.resources import (
     VIRTUAL_SERVICE,
     Resource,
 )
+from kubeserve.list_watch import ListWatch
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.reconciler import Reconciler
 
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
 
-PAGE_SIZE = 100
-"""Objects per list page: one page of pods, parsed, is a few MiB until it is slimmed into the view."""
-WATCH_SECONDS = 300
-MIN_WATCH_SECONDS = 1.0
-RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 UNSERVED_SECONDS = 30.0
 """How often a missing route CRD is looked for (the reconciler learns of it at once, by kopf's CRD watch)."""
 MISSING_CRD_SECONDS = 5.0
@@ -148,12 +144,8 @@ def _matches(namespace: str, pattern: str) -> bool:
     return matches
 
 
-class Gone(Exception):
-    """The watch's resourceVersion is too old (410): list again."""
-
-
-class Follower:
-    """List, then watch, one resource in one namespace (or all), into the view; re-list after a 410."""
+class Follower(ListWatch):
+    """One watched kind in one namespace (or all), recorded into the view; marks the services concerned."""
 
     def __init__(
         self,
@@ -165,19 +157,24 @@ class Follower:
         listing: asyncio.Lock,
         missing: MissingCrds | None = None,
     ) -> None:
-        self.api = api
+        super().__init__(
+            api,
+            watched.resource,
+            namespace,
+            {"labelSelector": LABEL_SERVICE} if watched.child else {},
+            listing,
+        )
         self.reconciler = reconciler
         self.watched = watched
-        self.namespace = namespace if watched.resource.namespaced else None
         self.scope = scope
-        self.listing = listing
-        """Shared by every follower: one page in memory at a time, however many kinds list at once."""
         self.missing = missing if missing is not None else MissingCrds()
-        """Shared too: Kubeserve's kinds found unserved, for one clear log line and /readyz."""
-        self.listed = asyncio.Event()
-        self.selector = {"labelSelector": LABEL_SERVICE} if watched.child else {}
+        """Shared by every follower: Kubeserve's kinds found unserved, for one clear log line and /readyz."""
 
-    def _changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+    async def received(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if self.scope.wanted(body["metadata"].get("namespace")):
+            self._record(event_type, body)
+
+    def _record(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Record one object and mark the services it concerns; an object that cannot be is skipped.
 
         One object (a tenant's) must never stop a list or a watch, and with it
@@ -200,123 +197,33 @@ class Follower:
                 metadata.get("name", "?"),
             )
 
-    async def run(self) -> None:
-        """Follow until cancelled: whatever fails, this loop backs off and goes on.
-
-        A dead follower would leave its kind unwatched (and, before the first
-        list, the operator never ready) with nothing but a failed liveness
-        probe to show for it; an unexpected error lists the kind afresh.
-        """
-        version: str | None = None
-        failures = 0
-        while True:
-            try:
-                if version is None:
-                    version = await self._list()
-                    self.missing.found(self.watched.resource)
-                    self.listed.set()
-                started = time.monotonic()
-                version = await self._watch(version)
-                failures = 0
-                if time.monotonic() - started < MIN_WATCH_SECONDS:  # never a tight loop of empty watches
-                    await asyncio.sleep(MIN_WATCH_SECONDS)
-            except Gone:
-                logger.info("%s: watch expired, listing again", self.watched.resource.plural)
-                version = None
-            except ApiError as error:
-                if error.status == 410:  # a watch may also be refused outright for a version too old
-                    version = None
-                    continue
-                if error.status == 404 and self.missing.owns(self.watched.resource):
-                    self.missing.lost(self.watched.resource)
-                    version = None
-                    await asyncio.sleep(MISSING_CRD_SECONDS)
-                    continue
-                if error.status != 404 or not self.watched.optional:
-                    failures = await self._failed(error, failures)
-                    continue
-                self._forget(set())  # not served: its CRD is not installed, or went with its objects
-                self.listed.set()
-                version = None
-                await asyncio.sleep(UNSERVED_SECONDS)
-            except (TransportError, ValueError) as error:
-                failures = await self._failed(error, failures)
-            except Exception as error:
-                version = None
-                failures = await self._failed(error, failures, unexpected=True)
-
-    async def _failed(self, error: Exception, failures: int, unexpected: bool = False) -> int:
-        """Wait before trying again, longer after each failure in a row; returns the new count.
-
-        An unexpected error is a bug: logged at error level, with its traceback.
-        """
-        delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-        logger.log(
-            logging.ERROR if unexpected else logging.WARNING,
-            "watching %s: %s; again in %.1fs",
-            self.watched.resource.plural,
-            repr(error) if unexpected else error,
-            delay,
-            exc_info=error if unexpected else None,
-        )
-        await asyncio.sleep(delay)
-        return failures + 1
-
-    async def _list(self) -> str:
-        """List in pages into the view; forget what the list no longer has. Returns the list's version."""
-        resource = self.watched.resource
-        seen: set[tuple[str, str]] = set()
-        params = {**self.selector, "limit": str(PAGE_SIZE)}
-        version = ""
-        while True:
-            async with self.listing:
-                try:
-                    page = await self.api.list_page(resource, self.namespace, params)
-                except ApiError as error:
-                    if error.status == 410 and "continue" in params:  # the snapshot expired: start over
-                        params = {**self.selector, "limit": str(PAGE_SIZE)}
-                        seen.clear()
-                        version = ""
-                        continue
-                    raise
-                version = version or page["metadata"]["resourceVersion"]
-                for item in page["items"]:
-                    metadata = item["metadata"]
-                    if self.scope.wanted(metadata.get("namespace")):
-                        seen.add((metadata.get("namespace", ""), metadata["name"]))
-                        self._changed(
-                            None, {"apiVersion": page.get("apiVersion"), "kind": resource.kind, **item}
-                        )
-                following = page["metadata"].get("continue")
-                del page
-            if not following:
-                break
-            params = {**params, "continue": following}
+    def relisted(self, seen: set[tuple[str, str]]) -> None:
+        """Objects in the view (in this follower's namespace) that a new list no longer has were deleted."""
+        self.missing.found(self.watched.resource)
         self._forget(seen)
-        return version
 
     def _forget(self, seen: set[tuple[str, str]]) -> None:
-        """Objects in the view (in this follower's namespace) that a new list no longer has were deleted."""
         kind = self.watched.resource.kind
         for key in set(self.reconciler.view.keys(kind, self.namespace)) - seen:
             gone = self.reconciler.view.get(kind, *key)
             if gone is not None and self.scope.wanted(key[0] or None):
-                self._changed("DELETED", gone)
+                self._record("DELETED", gone)
 
-    async def _watch(self, version: str) -> str:
-        """Follow the watch until the server ends it; returns the last resourceVersion seen."""
-        resource = self.watched.resource
-        params = {**self.selector, "resourceVersion": version, "timeoutSeconds": str(WATCH_SECONDS)}
-        async for event in self.api.watch(resource, self.namespace, params):
-            body = event["object"]
-            if event["type"] == "ERROR":
-                if body.get("code") == 410:
-                    raise Gone
-                raise ApiError(body.get("code", 500), body.get("message", str(body)))
-            version = body["metadata"].get("resourceVersion") or version
-            if event["type"] != "BOOKMARK" and self.scope.wanted(body["metadata"].get("namespace")):
-                self._changed(event["type"], body)
-        return version
+    async def refused(self, error: ApiError) -> bool:
+        """404: a CRD not applied. Kubeserve's own kinds are asked for again soon (and said missing
+        once); a route CRD may simply not be installed, which lists as nothing."""
+        if error.status != 404:
+            return False
+        if self.missing.owns(self.watched.resource):
+            self.missing.lost(self.watched.resource)
+            await asyncio.sleep(MISSING_CRD_SECONDS)
+            return True
+        if not self.watched.optional:
+            return False
+        self._forget(set())
+        self.listed.set()
+        await asyncio.sleep(UNSERVED_SECONDS)
+        return True
 
 
 async def follow_all(
