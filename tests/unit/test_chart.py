@@ -16,16 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
 from kubeserve.api.serving_runtime import ClusterServingRuntime
 from kubeserve.cli.run import run as run_command
 from kubeserve.config import OperatorConfig
 from kubeserve.devcluster import build, versions
 from kubeserve.handlers.watches import Scope
+from kubeserve.planning.templating import TemplateContext, render_container
 from tests.unit.crd_schema import pruned_paths, schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,15 +33,15 @@ RUNTIME_FILES = sorted((REPO / "manifests" / "runtimes").glob("*.yaml"))
 KUBE_VERSION = ["--kube-version", versions.KUBERNETES]
 
 # What the operator gives a runtime's templates (see the brief for issue 3).
-TEMPLATE_VARIABLES = {
-    "name": "iris",
-    "namespace": "models",
-    "labels": {"app": "iris"},
-    "annotations": {},
-    "model_dir": "/mnt/models",
-    "model_format": "sklearn",
-    "protocol": "v2",
-}
+TEMPLATE_CONTEXT = TemplateContext(
+    name="iris",
+    namespace="models",
+    labels={"app": "iris"},
+    annotations={},
+    model_dir="/mnt/models",
+    model_format="sklearn",
+    protocol="v2",
+)
 
 # Which runtime auto-selection picks per format, and the runtimes that must declare a GPU image.
 DEFAULT_RUNTIME = {
@@ -579,18 +578,14 @@ def test_runtime_has_only_fields_the_crd_keeps(path: Path) -> None:
 
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.stem)
 def test_runtime_templates_render_with_the_operator_variables(path: Path) -> None:
-    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
     for container in RUNTIMES[path.stem]["spec"]["containers"]:
-        texts = container.get("args", []) + [e["value"] for e in container.get("env", []) if "value" in e]
-        for text in texts:
-            rendered = environment.from_string(text).render(TEMPLATE_VARIABLES)
-            assert "{" not in rendered, (text, rendered)
+        rendered = render_container(container, TEMPLATE_CONTEXT)
+        texts = rendered.get("args", []) + [e["value"] for e in rendered.get("env", []) if "value" in e]
+        assert not any("{" in text for text in texts), texts
 
 
 def test_kubeserve_server_args_fill_name_dir_and_format() -> None:
-    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-    args = RUNTIMES["kubeserve-server"]["spec"]["containers"][0]["args"]
-    filled = [environment.from_string(arg).render(TEMPLATE_VARIABLES) for arg in args]
+    filled = render_container(RUNTIMES["kubeserve-server"]["spec"]["containers"][0], TEMPLATE_CONTEXT)["args"]
     assert filled[:3] == ["--model_name=iris", "--model_dir=/mnt/models", "--model_format=sklearn"]
     assert "--http_port=8080" in filled
 

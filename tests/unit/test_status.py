@@ -145,6 +145,7 @@ def test_status_of_a_ready_service() -> None:
         "IngressReady": "True",
         "Ready": "True",
         "PodHardened": "True",
+        "FieldsSupported": "True",
     }
     assert status["url"] == "http://iris-predictor.ml.svc.cluster.local"
     assert status["observedGeneration"] == 1

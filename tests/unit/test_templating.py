@@ -4,6 +4,7 @@ errors naming the string."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from kubeserve.planning.templating import (
     TemplateError,
     render,
     render_container,
+    variables_read,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +128,9 @@ def test_undefined_name_is_an_error_naming_the_variable_and_the_string() -> None
         render("--model_name={{ model_name }}", CONTEXT)
     assert str(caught.value) == (
         "template '--model_name={{ model_name }}': 'model_name' is undefined; "
-        "the variables are name, namespace, labels, annotations, model_dir, model_format, protocol"
+        "the variables are name, namespace, labels, annotations, model_dir, model_format, protocol, "
+        "container_concurrency, timeout, logger_url, logger_mode, max_batch_size, max_batch_latency, "
+        "batch_timeout"
     )
 
 
@@ -344,6 +348,44 @@ def test_render_container_env_error_names_the_variable() -> None:
 def test_render_container_command_error_names_the_index() -> None:
     with pytest.raises(TemplateError, match=r"^container 'c' command\[0\]: "):
         render_container({"name": "c", "command": ["{{ x }}"]}, CONTEXT)
+
+
+def test_an_arg_or_command_whose_template_renders_to_nothing_is_left_out() -> None:
+    container = {
+        "name": "c",
+        "command": ["serve", "{% if timeout %}--fast{% endif %}"],
+        "args": ["", "{% if timeout %}--timeout={{ timeout }}{% endif %}", "{{ logger_url }}", "--x"],
+        "env": [{"name": "LOG", "value": "{{ logger_url }}"}],
+    }
+    rendered = render_container(container, CONTEXT)
+    # A literal empty arg is the runtime's own and stays; an empty env value is a value.
+    assert (rendered["command"], rendered["args"]) == (["serve"], ["", "--x"])
+    assert rendered["env"] == [{"name": "LOG", "value": ""}]
+    with_timeout = render_container(container, dataclasses.replace(CONTEXT, timeout=30))
+    assert with_timeout["args"] == ["", "--timeout=30", "--x"]
+
+
+def test_setting_variables_are_always_defined_and_empty_when_unset() -> None:
+    text = (
+        "{{ container_concurrency }} {{ timeout }} [{{ logger_url }}] [{{ logger_mode }}] "
+        "{{ max_batch_size }} {{ max_batch_latency }} {{ batch_timeout }}"
+    )
+    assert render(text, CONTEXT) == "0 0 [] [] 0 0 0"
+
+
+def test_variables_read_are_the_names_in_command_args_and_env_values_only() -> None:
+    container = {
+        **runtime_container(),
+        "args": ["--model_name={{.Name}}", "{% if timeout > 0 %}--t={{ timeout }}{% endif %}", "--port=8080"],
+        "env": [{"name": "L", "value": "{{ labels.team | default(logger_mode) }}"}, {"name": "EMPTY"}],
+    }
+    assert variables_read(container) == {"model_dir", "name", "timeout", "labels", "logger_mode"}
+    assert variables_read({"name": "c", "image": "{{ max_batch_size }}"}) == frozenset()
+
+
+def test_variables_read_refuses_what_rendering_refuses() -> None:
+    with pytest.raises(TemplateError, match=r"^container 'c' args\[0\]: template .*'nope' is undefined"):
+        variables_read({"name": "c", "args": ["{{ nope }}"]})
 
 
 def test_every_shipped_runtime_renders() -> None:

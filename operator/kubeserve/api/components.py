@@ -122,23 +122,29 @@ class ModelSpec(PredictorExtensionSpec):
 
 
 class LoggerSpec(ApiModel):
-    """Sends a copy of each request and response to a logging endpoint as CloudEvents."""
+    """Sends a copy of each request and/or response to a URL: done by the model server, so only by a
+    runtime whose templates read logger_url and logger_mode (kubeserve-server does); with any other, the
+    service runs and its FieldsSupported condition says the logger is not acted on."""
 
-    url: str | None = Field(default=None, max_length=2048)
-    """Endpoint that receives the events."""
+    url: str = Field(max_length=2048)
+    """Endpoint that receives the logged payloads (Kubeserve has no default logger URL)."""
     mode: Literal["all", "request", "response"] = "all"
     """What is logged: requests, responses, or both."""
 
 
 class BatcherSpec(ApiModel):
-    """Groups single requests into batches before they reach the model server."""
+    """Groups single requests into batches inside the model server: only a runtime whose templates read
+    max_batch_size and max_batch_latency does it (kubeserve-server does); with any other, the service runs
+    and its FieldsSupported condition says the batcher is not acted on."""
 
     max_batch_size: int | None = Field(default=None, ge=1)
-    """Most requests in one batch."""
+    """Most requests in one batch; 32 when unset, as in KServe."""
     max_latency: int | None = Field(default=None, ge=1)
-    """Longest time, in milliseconds, a request waits for its batch to fill."""
+    """Longest time, in milliseconds, a request waits for its batch to fill; 5000 when unset, as in
+    KServe."""
     timeout: int | None = Field(default=None, ge=1)
-    """Time limit, in seconds, for a batch."""
+    """Time limit, in seconds, for a batch: passed as batch_timeout to the runtime's templates, which no
+    shipped runtime reads, so setting it gives the FieldsSupported condition."""
 
 
 class ComponentSpec(PodCommon):
@@ -162,20 +168,23 @@ class ComponentSpec(PodCommon):
     """Most replicas; an autoscaler is created when it is above minReplicas."""
     scale_target: int | None = Field(default=None, ge=1)
     """Target value of scaleMetric per replica: percent of the request for cpu and memory, requests in
-    flight for concurrency, requests per second for rps."""
+    flight for concurrency (containerConcurrency when unset), requests per second for rps."""
     scale_metric: ScaleMetric | None = None
     """Metric the autoscaler follows: cpu (default), memory, concurrency or rps."""
     container_concurrency: int | None = Field(default=None, ge=0)
-    """Most requests one replica serves at once; 0 means no limit."""
+    """Most requests one replica serves at once, enforced by the model server (0: no limit); also the
+    concurrency autoscaler's target when scaleTarget is unset. A runtime whose templates do not read
+    container_concurrency (kubeserve-server does) cannot enforce it: FieldsSupported says so."""
     timeout: int | None = Field(default=None, ge=1)
-    """Time limit, in seconds, for one request."""
+    """Time limit, in seconds, for one request, enforced by the model server: only by a runtime whose
+    templates read timeout (kubeserve-server does); FieldsSupported names it for any other."""
     canary_traffic_percent: int | None = Field(default=None, ge=0, le=100)
     """Percent of traffic sent to the latest revision, the rest going to the last rolled-out one.
     Unset or 100 promotes the latest revision; 0 rolls back."""
     logger: LoggerSpec | None = None
-    """Request and response logging."""
+    """Request and response logging, by the model server."""
     batcher: BatcherSpec | None = None
-    """Request batching."""
+    """Request batching, by the model server."""
     deployment_strategy: KubeObject | None = None
     """Strategy of the component's Deployment (type RollingUpdate or Recreate); RollingUpdate 25%/25% when
     unset."""
@@ -242,6 +251,9 @@ class PredictorSpec(ComponentSpec):
     """Legacy form of model with modelFormat pmml."""
     paddle: PredictorExtensionSpec | None = None
     """Legacy form of model with modelFormat paddle."""
+    worker_spec: KubeObject | None = None
+    """KServe's multi-node serving (worker pods, tensorParallelSize, pipelineParallelSize): read, but not
+    served; the predictor gets Ready False with reason Unsupported."""
 
     def implementations(self) -> list[str]:
         """The keys that say how the model is served (model, containers, framework keys): one, if valid."""

@@ -41,6 +41,13 @@ def wants_autoscaler(spec: ComponentSpec) -> bool:
     return spec.max_replicas is not None and spec.max_replicas > min_replicas(spec)
 
 
+def _pod_target(spec: ComponentSpec, metric: str) -> int:
+    """A per-pod target: scaleTarget; else, for concurrency, the replica's limit (containerConcurrency):
+    replicas are added when the average one is full; else 1."""
+    concurrency = spec.container_concurrency if metric == "concurrency" else None
+    return spec.scale_target or concurrency or 1
+
+
 def _metric(spec: ComponentSpec) -> dict[str, Any]:
     metric = spec.scale_metric or "cpu"
     if metric in POD_METRICS:
@@ -48,7 +55,7 @@ def _metric(spec: ComponentSpec) -> dict[str, Any]:
             "type": "Pods",
             "pods": {
                 "metric": {"name": POD_METRICS[metric]},
-                "target": {"type": "AverageValue", "averageValue": str(spec.scale_target or 1)},
+                "target": {"type": "AverageValue", "averageValue": str(_pod_target(spec, metric))},
             },
         }
     target = spec.scale_target or DEFAULT_CPU_TARGET

@@ -32,6 +32,7 @@ from kubeserve.planning.rollout import (
     track_replicas,
 )
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
+from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
 from kubeserve.planning.service import build_service
 from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_storage
 from kubeserve.planning.templating import TemplateError
@@ -74,6 +75,8 @@ class ComponentPlan:
     """Ports of the serving container, which every Service of the component exposes."""
     loosened: tuple[str, ...] = ()
     """What in the pod template loosens the `restricted` hardening (`hardening.loosening`)."""
+    unsupported: tuple[str, ...] = ()
+    """Fields the service sets that its runtime does not act on (`server_settings.unsupported_fields`)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,9 @@ def plan_component(
     namespace = service.metadata.namespace or ""
     owner = naming.owner_reference(name, service.metadata.uid or "")
     base_name = naming.component_name(name, component)
+    refusal = unsupported_spec(component, spec)
+    if refusal:
+        raise PlanningError(component, "Unsupported", refusal)
     model = _model_of(spec)
     runtime = _choose_runtime(model, inputs) if model else None
     labels = naming.child_labels(name, component, runtime.runtime.name if runtime else None)
@@ -229,7 +235,15 @@ def plan_component(
                 build_autoscaler(canary_metadata, canary_name, spec, rollout.requested_percent or 0)
             )
     return ComponentPlan(
-        component, base_name, revision, rollout, runtime, tuple(objects), tuple(ports), loosened
+        component,
+        base_name,
+        revision,
+        rollout,
+        runtime,
+        tuple(objects),
+        tuple(ports),
+        loosened,
+        unsupported_fields(component, spec, runtime),
     )
 
 

@@ -22,6 +22,7 @@ from kubeserve.api.inference_service import InferenceService
 from kubeserve.planning.hardening import harden, layered
 from kubeserve.planning.placement import Placement
 from kubeserve.planning.runtime_selection import RuntimeChoice
+from kubeserve.planning.server_settings import setting_variables
 from kubeserve.planning.storage import StoragePlan
 from kubeserve.planning.templating import TemplateContext, render_container
 
@@ -88,6 +89,7 @@ def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) 
         model_dir=parts.storage.model_dir,
         model_format=model.model_format.name,
         protocol=model.protocol,
+        **setting_variables(parts.spec),
     )
     container = render_container(runtime_containers[0], context)
     overrides = {key: value for key, value in model.to_dict().items() if key in CONTAINER_KEYS}

@@ -2,7 +2,13 @@
 
 A runtime's container `command`, `args` and `env[].value` are jinja2 templates
 over the service: `name`, `namespace`, `labels`, `annotations`, `model_dir`,
-`model_format` and `protocol`. Namespaced ServingRuntimes are written by
+`model_format`, `protocol`, and the component's server settings
+(`server_settings`: `container_concurrency`, `timeout`, `logger_url`, ...,
+each 0 or empty when unset). A `command` or `args` entry whose template renders
+to nothing is left out, so `{% if timeout %}--timeout={{ timeout }}{% endif %}`
+adds the flag or nothing. A runtime honours a setting by reading its variable;
+`variables_read` says which it reads, from the same checked parse that
+rendering uses. Namespaced ServingRuntimes are written by
 tenants, and the operator renders them for every namespace at once, so a
 template may only cost a little, and may show nothing of the operator. Before
 rendering, each template's parsed tree is checked against a small language:
@@ -41,7 +47,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
@@ -75,6 +81,13 @@ class TemplateContext:
     model_dir: str
     model_format: str
     protocol: str
+    container_concurrency: int = 0
+    timeout: int = 0
+    logger_url: str = ""
+    logger_mode: str = ""
+    max_batch_size: int = 0
+    max_batch_latency: int = 0
+    batch_timeout: int = 0
 
 
 _VARIABLES = tuple(field.name for field in fields(TemplateContext))
@@ -234,13 +247,18 @@ def _go_to_jinja(match: re.Match[str]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _compile(text: str) -> Template:
-    """The checked jinja2 template of `text`, Go actions rewritten; cached, as runtimes repeat."""
+def _parse(text: str) -> nodes.Template:
+    """The checked tree of `text`, Go actions rewritten; cached, as runtimes repeat."""
     if len(text) > MAX_TEMPLATE:
         raise TemplateError(f"longer than {MAX_TEMPLATE} characters, the most a runtime template may be")
     tree = _ENV.parse(_GO_ACTION.sub(_go_to_jinja, text))
     _check(tree)
-    return _ENV.from_string(tree)
+    return tree
+
+
+@lru_cache(maxsize=1024)
+def _compile(text: str) -> Template:
+    return _ENV.from_string(_parse(text))
 
 
 def _quoted(text: str, most: int = 200) -> str:
@@ -269,17 +287,46 @@ def render(text: str, context: TemplateContext) -> str:
         raise TemplateError(f"template {_quoted(text)}: {error}") from error
 
 
-def render_container(container: dict[str, Any], context: TemplateContext) -> dict[str, Any]:
-    """A deep copy of `container` with `command`, `args` and `env[].value` rendered; the rest as it was."""
-    rendered = copy.deepcopy(container)
+def _templated(container: Mapping[str, Any]) -> Iterator[tuple[str, Any, int | str]]:
+    """(where, holder, key) of each templated string of `container`, `holder[key]`: its `command` and
+    `args` entries and its `env[].value`s."""
     where = f"container {container.get('name', '')!r}"
     for field in ("command", "args"):
-        for index, text in enumerate(rendered.get(field) or []):
-            rendered[field][index] = _render_at(text, context, f"{where} {field}[{index}]")
-    for entry in rendered.get("env") or []:
+        values = container.get(field) or []
+        for index in range(len(values)):
+            yield f"{where} {field}[{index}]", values, index
+    for entry in container.get("env") or []:
         if isinstance(entry.get("value"), str):
-            entry["value"] = _render_at(entry["value"], context, f"{where} env {entry.get('name')}")
+            yield f"{where} env {entry.get('name')}", entry, "value"
+
+
+def render_container(container: dict[str, Any], context: TemplateContext) -> dict[str, Any]:
+    """A deep copy of `container` with `command`, `args` and `env[].value` rendered, the rest as it was;
+    a `command` or `args` entry that a template rendered to nothing is left out (an empty arg would
+    reach the server as an argument of its own)."""
+    rendered = copy.deepcopy(container)
+    for where, holder, key in _templated(rendered):
+        holder[key] = _render_at(holder[key], context, where)
+    for field in ("command", "args"):
+        if rendered.get(field):
+            pairs = zip(rendered[field], container[field], strict=True)
+            rendered[field] = [value for value, text in pairs if value or not text]
     return rendered
+
+
+def variables_read(container: Mapping[str, Any]) -> frozenset[str]:
+    """The variables that the templates of `container` read; a TemplateError as `render_container`
+    raises for a template outside the language."""
+    found: set[str] = set()
+    for where, holder, key in _templated(container):
+        text = holder[key]
+        if any(marker in text for marker in _MARKERS):
+            try:
+                tree = _parse(text)
+            except Exception as error:
+                raise TemplateError(f"{where}: template {_quoted(text)}: {error}") from error
+            found.update(node.name for node in tree.find_all(nodes.Name))
+    return frozenset(found)
 
 
 def _render_at(text: str, context: TemplateContext, where: str) -> str:

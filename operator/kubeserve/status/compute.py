@@ -110,6 +110,16 @@ def _hardening_verdict(plan: Plan) -> Verdict:
     return Verdict("PodHardened", "True", "Restricted", "")
 
 
+def _fields_verdict(plan: Plan) -> Verdict:
+    """Whether every field the service sets is acted on; one that is not (a logger its runtime cannot
+    send) does not stop the service from serving, so this is not part of Ready, but it is said (and,
+    False, announced as a Warning)."""
+    unsupported = [what for part in plan.components.values() for what in part.unsupported]
+    if unsupported:
+        return Verdict("FieldsSupported", "False", "UnsupportedField", "; ".join(unsupported))
+    return Verdict("FieldsSupported", "True", "Supported", "")
+
+
 def compute_status(
     service: InferenceService,
     plan: Plan | None,
@@ -164,7 +174,7 @@ def compute_status(
     ready_parts = [v for v in verdicts if v.type in {condition_type(c) for c in components}] + [ingress]
     verdicts += [ingress, all_ready("Ready", ready_parts)]
     if plan is not None:
-        verdicts.append(_hardening_verdict(plan))
+        verdicts += [_hardening_verdict(plan), _fields_verdict(plan)]
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": dated(verdicts, previous.get("conditions") or [], now, generation),
