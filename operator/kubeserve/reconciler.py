@@ -99,6 +99,8 @@ class Reconciler:
         self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._served: dict[Resource, bool] | None = None
         """Whether the cluster serves each traffic resource: asked once, then kept by CRD events."""
+        self.traffic_served = {r: asyncio.Event() for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
+        """Set while kopf's CRD watch says the resource is served: what a route follower waits for."""
         self.active = asyncio.Event()
         """Set while this replica may write: always without leader election, else while it leads."""
         self.active.set()
@@ -133,6 +135,10 @@ class Reconciler:
 
         When a CRD goes, its objects went with it, and no watch will say so.
         """
+        if served:
+            self.traffic_served[resource].set()
+        else:
+            self.traffic_served[resource].clear()
         if self._served is None or self._served.get(resource) == served:
             return
         self._served[resource] = served

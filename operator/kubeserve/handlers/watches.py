@@ -47,15 +47,13 @@ from kubeserve.apply.resources import (
     VIRTUAL_SERVICE,
     Resource,
 )
-from kubeserve.list_watch import ListWatch
+from kubeserve.list_watch import MIN_WATCH_SECONDS, ListWatch
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.reconciler import Reconciler
 
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
 
-UNSERVED_SECONDS = 30.0
-"""How often a missing route CRD is looked for (the reconciler learns of it at once, by kopf's CRD watch)."""
 MISSING_CRD_SECONDS = 5.0
 """How often one of Kubeserve's kinds is asked for while its CRD is not applied (said once, not each time)."""
 logger = logging.getLogger(__name__)
@@ -211,7 +209,8 @@ class Follower(ListWatch):
 
     async def refused(self, error: ApiError) -> bool:
         """404: a CRD not applied. Kubeserve's own kinds are asked for again soon (and said missing
-        once); a route CRD may simply not be installed, which lists as nothing."""
+        once); a route CRD may simply not be installed, which lists as nothing until kopf's CRD watch
+        (`traffic.py`) says it is served."""
         if error.status != 404:
             return False
         if self.missing.owns(self.watched.resource):
@@ -222,7 +221,8 @@ class Follower(ListWatch):
             return False
         self._forget(set())
         self.listed.set()
-        await asyncio.sleep(UNSERVED_SECONDS)
+        await asyncio.sleep(MIN_WATCH_SECONDS)  # served, yet not found: discovery lags the CRD a moment
+        await self.reconciler.traffic_served[self.watched.resource].wait()
         return True
 
 
