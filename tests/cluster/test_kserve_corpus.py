@@ -85,8 +85,12 @@ def test_a_kserve_manifest_ends_as_its_header_says(
 
         found = eventually(with_reason, 30, f"a condition with reason {detail} on {name}")
         assert found["message"], found
-        ready = isvcs.condition(name, "Ready")
-        assert ready is not None and ready["status"] in ("True", "False") and ready.get("reason"), ready
+
+        def verdict() -> dict[str, Any] | None:
+            ready = isvcs.condition(name, "Ready")
+            return ready if ready and ready["status"] in ("True", "False") and ready.get("reason") else None
+
+        eventually(verdict, 30, f"a Ready verdict on {name}")
 
 
 def test_the_corpus_covers_the_fields_of_kserve_that_the_issue_names() -> None:
