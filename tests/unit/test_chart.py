@@ -53,10 +53,18 @@ DEFAULT_RUNTIME = {
     "pytorch": "torchserve",
     "tensorrt": "triton",
     "triton": "triton",
-    "huggingface": "vllm",
+    "huggingface": "kserve-huggingfaceserver",
+    "vllm": "vllm",
     "mlflow": "mlserver",
 }
-GPU_RUNTIMES = {"kubeserve-server", "triton", "torchserve", "tensorflow-serving", "vllm"}
+GPU_RUNTIMES = {
+    "kubeserve-server",
+    "triton",
+    "torchserve",
+    "tensorflow-serving",
+    "vllm",
+    "kserve-huggingfaceserver",
+}
 
 
 def _grants(group: str, resources: str, verbs: str) -> list[tuple[str, str, str]]:

@@ -159,6 +159,101 @@ def test_runtime_without_protocol_versions_speaks_v1_only() -> None:
 def test_model_without_protocol_counts_as_v1() -> None:
     message = refusal(model(runtime="rt"), [sr("rt", fmt(), protocolVersions=["v2"])], [])
     assert "does not speak protocol v1 (speaks v2)" in message
+    assert message.endswith(
+        "; protocolVersion is unset, which means v1 for format sklearn: set one the runtime speaks"
+    )
+
+
+@pytest.mark.parametrize(
+    ("format_name", "expected"),
+    [("triton", "v2"), ("vllm", "v2"), ("sklearn", "v1"), ("huggingface", "v1"), ("onnx", "v1")],
+)
+def test_unset_protocol_is_the_formats_default_as_kserve_has_it(format_name: str, expected: str) -> None:
+    assert model(format_name).protocol == expected
+    assert model(format_name, protocolVersion="grpc-v2").protocol == "grpc-v2"
+
+
+def test_triton_without_protocol_selects_a_v2_only_runtime() -> None:
+    cluster = [csr("triton", fmt("triton", priority=1, **AUTO), protocolVersions=["v2", "grpc-v2"])]
+    choice = select_runtime(model("triton"), [], cluster)
+    assert chosen(choice) == ("ClusterServingRuntime", "triton")
+    assert choice.reason.startswith("auto-selected for triton (v2)")
+    named = select_runtime(model("triton", runtime="triton"), [], cluster)
+    assert chosen(named) == ("ClusterServingRuntime", "triton")
+
+
+def test_a_set_protocol_overrides_the_formats_default() -> None:
+    cluster = [csr("triton", fmt("triton", **AUTO), protocolVersions=["v2"])]
+    message = refusal(model("triton", protocolVersion="v1"), [], cluster)
+    assert message.startswith("no runtime can be auto-selected for format triton (v1)")
+    assert "does not speak protocol v1 (speaks v2)" in message
+
+
+# --- aliases (KServe's runtime names) --------------------------------------------------------------
+
+
+def test_an_alias_names_the_runtime_that_lists_it() -> None:
+    cluster = [csr("kubeserve-server", fmt(), aliases=["kserve-sklearnserver"]), csr("other", fmt(**AUTO))]
+    choice = select_runtime(model(runtime="kserve-sklearnserver"), [], cluster)
+    assert chosen(choice) == ("ClusterServingRuntime", "kubeserve-server")
+    assert choice.reason == (
+        "model.runtime names 'kserve-sklearnserver', an alias of ClusterServingRuntime kubeserve-server"
+    )
+
+
+def test_a_runtime_of_that_name_comes_before_an_alias() -> None:
+    cluster = [csr("kubeserve-server", fmt(), aliases=["kserve-sklearnserver"])]
+    namespaced = [sr("kserve-sklearnserver", fmt())]
+    choice = select_runtime(model(runtime="kserve-sklearnserver"), namespaced, cluster)
+    assert chosen(choice) == ("ServingRuntime", "kserve-sklearnserver")
+    assert choice.reason == "named by model.runtime"
+    cluster.append(csr("kserve-sklearnserver", fmt()))
+    choice = select_runtime(model(runtime="kserve-sklearnserver"), [], cluster)
+    assert chosen(choice) == ("ClusterServingRuntime", "kserve-sklearnserver")
+
+
+def test_several_runtimes_with_one_alias_namespaced_first_then_by_name() -> None:
+    cluster = [csr("b", fmt(), aliases=["shared"]), csr("a", fmt(), aliases=["shared"])]
+    choice = select_runtime(model(runtime="shared"), [], cluster)
+    assert chosen(choice) == ("ClusterServingRuntime", "a")
+    assert choice.reason.endswith("(first of the runtimes with that alias; also ClusterServingRuntime b)")
+    mine = [sr("z", fmt(), aliases=["shared"])]
+    assert chosen(select_runtime(model(runtime="shared"), mine, cluster)) == ("ServingRuntime", "z")
+
+
+def test_an_aliased_runtime_must_fit_and_the_refusal_names_the_alias() -> None:
+    cluster = [csr("xgb", fmt("xgboost"), aliases=["kserve-xgbserver"])]
+    message = refusal(model(runtime="kserve-xgbserver"), [], cluster)
+    assert message == (
+        "model.runtime names 'kserve-xgbserver', an alias of ClusterServingRuntime xgb, which cannot serve "
+        "format sklearn with protocol v1: does not serve format sklearn (serves xgboost)"
+    )
+
+
+def test_an_unknown_name_says_aliases_were_looked_up_too() -> None:
+    message = refusal(model(runtime="ghost"), [], [csr("rt", fmt(), aliases=["other"])])
+    assert "no ClusterServingRuntime 'ghost', and no runtime lists it in aliases" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "format_name"), [("kserve-pmmlserver", "pmml"), ("kserve-paddleserver", "paddle")]
+)
+def test_kserve_runtimes_kubeserve_lacks_are_named_with_their_format(name: str, format_name: str) -> None:
+    message = refusal(model(format_name, runtime=name), [], shipped())
+    assert f"{name} is KServe's runtime for format {format_name}" in message
+    assert f"Kubeserve ships no runtime for {format_name} (KServe serves it with {name})" in message
+    auto = refusal(model(format_name), [], shipped())
+    assert auto.startswith(f"no runtime can be auto-selected for format {format_name} (v1): none lists")
+    assert "ClusterServingRuntime kubeserve-server" in auto
+    assert f"Kubeserve ships no runtime for {format_name} (KServe serves it with {name})" in auto
+
+
+def test_a_format_nothing_lists_and_kserve_lacks_too_gets_no_kserve_hint() -> None:
+    message = refusal(model("caffe"), [], [csr("rt", fmt(**AUTO))])
+    assert message == (
+        "no runtime can be auto-selected for format caffe (v1): none lists caffe; considered: "
+        "ClusterServingRuntime rt"
+    )
 
 
 def test_named_runtime_lists_every_reason_it_is_refused() -> None:
@@ -177,7 +272,7 @@ def test_namespaced_runtime_that_does_not_fit_shadows_the_cluster_one() -> None:
     message = refusal(model(runtime="same"), [sr("same", fmt(), disabled=True)], [csr("same", fmt())])
     assert "ServingRuntime same" in message
     assert "disabled" in message
-    assert "it shadows the ClusterServingRuntime 'same', which is not considered" in message
+    assert message.endswith("; it shadows ClusterServingRuntime same, not considered")
 
 
 # --- auto-selection --------------------------------------------------------------------------------
@@ -352,6 +447,11 @@ def test_no_fitting_runtime_is_refused_with_every_runtime_and_its_reason() -> No
     )
 
 
+def test_legacy_triton_key_gets_v2_like_the_triton_format() -> None:
+    legacy = PredictorSpec.model_validate({"triton": {"storageUri": "s3://bucket/model"}}).effective_model()
+    assert legacy is not None and legacy.protocol == "v2"
+
+
 def test_legacy_framework_key_selects_like_model() -> None:
     legacy = PredictorSpec.model_validate({"xgboost": {"storageUri": "s3://bucket/model"}}).effective_model()
     assert legacy is not None
@@ -379,13 +479,48 @@ def shipped() -> list[ClusterServingRuntime]:
         ("tensorflow", "v2", "triton"),
         ("pytorch", "v2", "torchserve"),
         ("triton", "v2", "triton"),
-        ("huggingface", "v2", "vllm"),
+        ("triton", None, "triton"),
+        ("huggingface", None, "kserve-huggingfaceserver"),
+        ("huggingface", "v2", "kserve-huggingfaceserver"),
+        ("vllm", None, "vllm"),
         ("mlflow", "v2", "mlserver"),
     ],
 )
-def test_shipped_runtimes_serve_their_formats(format_name: str, protocol: str, expected: str) -> None:
-    choice = select_runtime(model(format_name, protocolVersion=protocol), [], shipped())
+def test_shipped_runtimes_serve_their_formats(format_name: str, protocol: str | None, expected: str) -> None:
+    fields = {} if protocol is None else {"protocolVersion": protocol}
+    choice = select_runtime(model(format_name, **fields), [], shipped())
     assert chosen(choice) == ("ClusterServingRuntime", expected)
+
+
+KSERVE_NAMES = {
+    "kserve-sklearnserver": ("sklearn", "kubeserve-server"),
+    "kserve-xgbserver": ("xgboost", "kubeserve-server"),
+    "kserve-lgbserver": ("lightgbm", "kubeserve-server"),
+    "kserve-predictiveserver": ("sklearn", "kubeserve-server"),
+    "kserve-mlserver": ("sklearn", "mlserver"),
+    "kserve-tritonserver": ("triton", "triton"),
+    "kserve-tensorflow-serving": ("tensorflow", "tensorflow-serving"),
+    "kserve-torchserve": ("pytorch", "torchserve"),
+    "kserve-huggingfaceserver": ("huggingface", "kserve-huggingfaceserver"),
+    "kserve-vllmserver": ("vllm", "vllm"),
+}
+
+
+@pytest.mark.parametrize("kserve_name", sorted(KSERVE_NAMES))
+def test_kserve_runtime_names_reach_the_shipped_runtime_of_their_formats(kserve_name: str) -> None:
+    format_name, expected = KSERVE_NAMES[kserve_name]
+    protocol = {"protocolVersion": "v2"} if expected == "mlserver" else {}
+    choice = select_runtime(model(format_name, runtime=kserve_name, **protocol), [], shipped())
+    assert chosen(choice) == ("ClusterServingRuntime", expected)
+
+
+def test_every_alias_is_claimed_by_one_shipped_runtime_and_names_none() -> None:
+    runtimes = shipped()
+    names = {r.metadata.name for r in runtimes}
+    aliases = [alias for r in runtimes for alias in r.spec.aliases or []]
+    assert len(aliases) == len(set(aliases))
+    assert not names & set(aliases)
+    assert set(aliases) | (names & set(KSERVE_NAMES)) == set(KSERVE_NAMES)
 
 
 def test_shipped_runtimes_explain_why_triton_loses_onnx() -> None:

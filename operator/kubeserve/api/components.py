@@ -22,6 +22,10 @@ ProtocolVersion = Literal["v1", "v2", "grpc-v1", "grpc-v2"]
 ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
 ComponentName = Literal["predictor", "transformer", "explainer"]
 
+FORMAT_PROTOCOLS: dict[str, ProtocolVersion] = {"triton": "v2", "vllm": "v2"}
+"""The protocol a model of these formats is served with when protocolVersion is unset, as KServe
+defaults it: their servers speak no v1. Every other format counts as v1."""
+
 STORAGE_URI_PATTERN = r"^((gs|s3|https?|hf|oci)://.+|pvc://[^/]+(/.*)?|/.+)$"
 """Schemes the storage initializer fetches from, plus `pvc://<claim>/<path>` (mounted) and absolute paths
 (already in the image or on a volume). RE2 and Python `re` read it alike."""
@@ -100,16 +104,11 @@ class PredictorExtensionSpec(ContainerFields):
     the runtime's own tag or digest."""
     protocol_version: ProtocolVersion | None = None
     """Inference protocol the model is served with: v1, v2 (Open Inference Protocol), grpc-v1 or grpc-v2.
-    Unset means v1, as in KServe."""
+    Unset means v2 for the triton and vllm formats and v1 for every other, as KServe defaults it."""
     accelerator: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL_PATTERN)
     """Kubeserve extension: the accelerator class to run on, for example nvidia-a100, as named in the
     operator's configuration. The pod gets the class's node selector and tolerations, and the runtime's
     image for that class when the runtime declares one."""
-
-    @property
-    def protocol(self) -> ProtocolVersion:
-        """The protocol in force: an unset protocolVersion counts as v1, as in KServe."""
-        return self.protocol_version or "v1"
 
 
 class ModelSpec(PredictorExtensionSpec):
@@ -118,7 +117,15 @@ class ModelSpec(PredictorExtensionSpec):
     model_format: ModelFormat
     """Format of the model; a runtime that supports it is chosen unless runtime names one."""
     runtime: str | None = Field(default=None, max_length=253)
-    """Name of the ServingRuntime (looked up first) or ClusterServingRuntime to use; by format if unset."""
+    """Name of the ServingRuntime (looked up first) or ClusterServingRuntime to use; by format if unset.
+    A name a runtime lists in its aliases (KServe's runtime names, such as kserve-sklearnserver) names
+    that runtime."""
+
+    @property
+    def protocol(self) -> ProtocolVersion:
+        """The protocol in force, which both runtime selection and the runtime's templates see: an unset
+        protocolVersion takes the format's default (FORMAT_PROTOCOLS), else v1."""
+        return self.protocol_version or FORMAT_PROTOCOLS.get(self.model_format.name, "v1")
 
 
 class LoggerSpec(ApiModel):

@@ -166,6 +166,7 @@ _PREDICTOR = ".status.components.predictor"
 _RUNTIME_COLUMNS = (
     _column("Disabled", ".spec.disabled", "boolean"),
     _column("ModelType", ".spec.supportedModelFormats[*].name"),
+    _column("Aliases", ".spec.aliases"),
     _column("Containers", ".spec.containers[*].name"),
 )
 

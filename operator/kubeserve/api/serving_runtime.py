@@ -6,6 +6,10 @@ extended resource name (`nvidia.com/gpu`) to the image that replaces the image
 of the runtime's first container when the component runs on that accelerator.
 The class name is looked up before the resource name, so a runtime can ship
 one GPU image for every NVIDIA class and a special build for one of them.
+
+Aliases are a Kubeserve extension too: other names `model.runtime` may use
+for the runtime, so that KServe manifests naming KServe's runtimes
+(`kserve-sklearnserver`) reach the runtime that serves the same formats here.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from kubeserve.api.common import API_VERSION, IMAGE_PATTERN, ApiModel, Container, ObjectMeta, PodCommon
-from kubeserve.api.components import ProtocolVersion
+from kubeserve.api.components import DNS_LABEL_PATTERN, ProtocolVersion
 
 
 class SupportedModelFormat(ApiModel):
@@ -44,6 +48,13 @@ class ServingRuntimeSpec(PodCommon):
     """Whether the runtime loads many models at once (ModelMesh); Kubeserve serves single-model runtimes."""
     disabled: bool = False
     """Whether the runtime is out of use: neither auto-selected nor accepted by name."""
+    aliases: (
+        Annotated[list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]], Field(max_length=16)]
+        | None
+    ) = None
+    """Kubeserve extension: other names model.runtime may give this runtime, such as KServe's runtime
+    names (kserve-sklearnserver). A runtime's own name comes first: an alias is used only when no
+    runtime has that name."""
     containers: Annotated[list[Container], Field(min_length=1, max_length=16)]
     """Containers of the model server pod, the model server first. Their args and env values may hold
     templates over the service (name, namespace, labels, annotations), the model directory and the protocol.

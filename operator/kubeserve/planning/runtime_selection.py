@@ -14,7 +14,11 @@ The rules:
 - `model.runtime` names the runtime: the namespace's ServingRuntime of that
   name, else the ClusterServingRuntime (a namespaced runtime shadows the
   cluster one even when it does not fit). It must fit; `autoSelect` is not
-  needed.
+  needed. When no runtime has that name, the runtimes that list it in
+  `aliases` are looked up the same way (ties by name): the shipped runtimes
+  answer to KServe's runtime names so KServe manifests run unchanged.
+- The model's protocol is `ModelSpec.protocol`: unset, it is the format's
+  default (v2 for triton and vllm, v1 otherwise), as KServe defaults it.
 - Otherwise the fitting runtimes whose matching format entry has
   `autoSelect: true` are ranked: namespaced before cluster, then higher
   `priority` (unset lowest), then name, so the choice never depends on the
@@ -31,6 +35,10 @@ from kubeserve.api.components import ModelSpec
 from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime, ServingRuntimeSpec
 
 RuntimeKind = Literal["ServingRuntime", "ClusterServingRuntime"]
+
+KSERVE_UNSERVED: dict[str, str] = {"kserve-pmmlserver": "pmml", "kserve-paddleserver": "paddle"}
+"""KServe's shipped runtimes that no Kubeserve runtime stands in for, with the format each serves: a
+manifest naming one (or its format) is told that Kubeserve lacks the server, not only that none fit."""
 
 
 @dataclass(frozen=True)
@@ -134,27 +142,61 @@ def _candidates(
     ]
 
 
-def _named(model: ModelSpec, name: str, candidates: list[RuntimeCandidate]) -> RuntimeChoice:
-    """The runtime `model.runtime` names: the namespaced one of that name, else the cluster one."""
+def _unserved(fmt: str) -> str:
+    """Why a format KServe serves with a runtime Kubeserve lacks has no runtime here, or nothing."""
+    kserve = [runtime for runtime, served in KSERVE_UNSERVED.items() if served == fmt]
+    if not kserve:
+        return ""
+    return (
+        f"; Kubeserve ships no runtime for {fmt} (KServe serves it with {kserve[0]}): serve the model "
+        f"with custom containers, or add a ServingRuntime that lists {fmt}"
+    )
+
+
+def _by_name(name: str, candidates: list[RuntimeCandidate]) -> tuple[list[RuntimeCandidate], bool]:
+    """The runtimes `name` may mean, the one to use first, and whether they were found by alias."""
     found = sorted((c for c in candidates if c.name == name), key=lambda c: c.kind != "ServingRuntime")
+    if found:
+        return found, False
+    aliased = (c for c in candidates if name in (c.spec.aliases or ()))
+    return sorted(aliased, key=lambda c: (c.kind != "ServingRuntime", c.name)), True
+
+
+def _named(model: ModelSpec, name: str, candidates: list[RuntimeCandidate]) -> RuntimeChoice:
+    """The runtime `model.runtime` names: the namespaced one of that name, else the cluster one, else
+    the same by alias."""
+    found, by_alias = _by_name(name, candidates)
     asked = f"format {_wanted(model)} with protocol {model.protocol}"
     if not found:
-        raise NoRuntimeFits(
+        missing = (
             f"model.runtime names {name!r}, but there is no ServingRuntime {name!r} in the namespace "
-            f"and no ClusterServingRuntime {name!r} (model wants {asked})"
+            f"and no ClusterServingRuntime {name!r}, and no runtime lists it in aliases (model wants {asked})"
         )
-    assessment = _assess(found[0], model, auto_select=False)
+        if name in KSERVE_UNSERVED:
+            missing += f"; {name} is KServe's runtime for format {KSERVE_UNSERVED[name]}"
+            missing += _unserved(KSERVE_UNSERVED[name])
+        raise NoRuntimeFits(missing)
+    runtime, *others = found
+    named = f"{name!r}, an alias of {runtime}" if by_alias else str(runtime)
+    assessment = _assess(runtime, model, auto_select=False)
     if assessment.refusals:
-        shadowing = (
-            f"; it shadows the ClusterServingRuntime {name!r}, which is not considered"
-            if len(found) > 1
+        unset = (
+            f"; protocolVersion is unset, which means {model.protocol} for format {model.model_format.name}: "
+            "set one the runtime speaks"
+            if model.protocol_version is None and model.protocol not in runtime.spec.supported_protocols
             else ""
         )
+        shadowing = f"; it shadows {', '.join(map(str, others))}, not considered" if others else ""
         raise NoRuntimeFits(
-            f"model.runtime names {found[0]}, which cannot serve {asked}: "
-            f"{'; '.join(assessment.refusals)}{shadowing}"
+            f"model.runtime names {named}, which cannot serve {asked}: "
+            f"{'; '.join(assessment.refusals)}{unset}{shadowing}"
         )
-    return RuntimeChoice(found[0], "named by model.runtime")
+    if not by_alias:
+        return RuntimeChoice(runtime, "named by model.runtime")
+    reason = f"model.runtime names {named}"
+    if others:
+        reason += f" (first of the runtimes with that alias; also {', '.join(map(str, others))})"
+    return RuntimeChoice(runtime, reason)
 
 
 def _auto_selected(model: ModelSpec, candidates: list[RuntimeCandidate]) -> RuntimeChoice:
@@ -162,6 +204,12 @@ def _auto_selected(model: ModelSpec, candidates: list[RuntimeCandidate]) -> Runt
     eligible = [a for a in assessments if not a.refusals]
     asked = f"{_wanted(model)} ({model.protocol})"
     if not eligible:
+        fmt = model.model_format.name
+        if assessments and not any(a.lists_format for a in assessments):
+            raise NoRuntimeFits(
+                f"no runtime can be auto-selected for format {asked}: none lists {fmt}; considered: "
+                f"{', '.join(str(a.candidate) for a in assessments)}{_unserved(fmt)}"
+            )
         considered = (
             "; ".join(a.describe() for a in assessments)
             or "none, there is no ServingRuntime in the namespace and no ClusterServingRuntime"
