@@ -8,17 +8,17 @@ none fits.
 The rules:
 
 - A runtime *fits* a model when it is enabled, single-model, lists the model's
-  format name, and speaks the model's protocol (unset counts as v1). A version
-  on both the model's format and the runtime's entry must be equal; a version
-  on only one side matches any.
+  format name, and speaks the model's protocol. A version on both the model's
+  format and the runtime's entry must be equal; a version on only one side
+  matches any.
+- The model's protocol is `ModelSpec.protocol`: an unset one is the format's
+  default (v2 for triton and vllm, v1 otherwise), as KServe defaults it.
 - `model.runtime` names the runtime: the namespace's ServingRuntime of that
   name, else the ClusterServingRuntime (a namespaced runtime shadows the
   cluster one even when it does not fit). It must fit; `autoSelect` is not
   needed. When no runtime has that name, the runtimes that list it in
   `aliases` are looked up the same way (ties by name): the shipped runtimes
   answer to KServe's runtime names so KServe manifests run unchanged.
-- The model's protocol is `ModelSpec.protocol`: unset, it is the format's
-  default (v2 for triton and vllm, v1 otherwise), as KServe defaults it.
 - Otherwise the fitting runtimes whose matching format entry has
   `autoSelect: true` are ranked: namespaced before cluster, then higher
   `priority` (unset lowest), then name, so the choice never depends on the
