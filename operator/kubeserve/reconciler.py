@@ -192,6 +192,9 @@ class Reconciler:
                     if isinstance(error, ApiError) and error.status == 404:
                         logger.debug("%s/%s went away during its reconcile", *key)
                         continue
+                    if isinstance(error, ApiError) and error.namespace_terminating:
+                        logger.debug("%s/%s: its namespace is being deleted", *key)
+                        continue
                     if isinstance(error, ApiError) and not error.transient:
                         RECONCILE_ERRORS.labels(INFERENCE_SERVICE.kind, "refused").inc()
                         logger.error("reconcile of %s/%s failed: %s", *key, error)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from kubeserve.apply.client import ApiError
 from kubeserve.apply.decoding import SPEC_DEPTH, loads
 from kubeserve.apply.resources import EVENT, INFERENCE_SERVICE, Resource
 from kubeserve.config import OperatorConfig
@@ -140,3 +141,34 @@ def test_a_spec_nested_too_deep_is_refused_with_a_condition_and_an_event(levels:
     assert condition["message"].startswith("spec.predictor.affinity.a.a")
     assert f"nested deeper than {SPEC_DEPTH} levels" in condition["message"]
     assert [(e["type"], e["reason"]) for e in api.events] == [("Warning", "TooDeep")]
+
+
+def test_a_namespace_being_deleted_ends_the_reconcile_quietly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[tuple[str, str]] = []
+
+    async def refused(self: Reconciler, namespace: str, name: str) -> None:
+        attempts.append((namespace, name))
+        raise ApiError(
+            403,
+            'deployments.apps "iris-predictor" is forbidden: unable to create new content in namespace '
+            "ml because it is being terminated",
+        )
+
+    monkeypatch.setattr(Reconciler, "reconcile", refused)
+
+    async def scenario() -> tuple[Reconciler, FakeApi]:
+        reconciler, api = reconciler_for(isvc(SKLEARN))
+        reconciler.enqueue(NAMESPACE, NAME)
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if (NAMESPACE, NAME) not in reconciler._running:
+                break
+        return reconciler, api
+
+    reconciler, api = asyncio.run(scenario())
+    assert attempts == [(NAMESPACE, NAME)], "not retried"
+    assert (NAMESPACE, NAME) not in reconciler._running
+    assert api.statuses == [] and api.events == [], "nothing written into the namespace being deleted"
+    assert not [r for r in caplog.records if r.levelno >= 30], "no warning or error for it"

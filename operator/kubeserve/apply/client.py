@@ -56,6 +56,11 @@ class ApiError(Exception):
             return not any(words in self.message for words in CONTENT_REFUSALS)
         return self.status in (409, 429)
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """A write into a namespace being deleted: its services go with it, there is nothing to report."""
+        return self.status == 403 and "because it is being terminated" in self.message
+
 
 def _as_bytes(data: str | bytes) -> bytes:
     return data.encode() if isinstance(data, str) else data
