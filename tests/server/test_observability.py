@@ -169,6 +169,33 @@ def test_payloads_go_to_the_cloudevents_sink(tmp_path: Path, sklearn_iris: Train
     assert orjson.loads(by_id["grpc-1"]["response"])["outputs"][0]["name"] == "predict"
 
 
+@pytest.mark.parametrize("mode", ["request", "response"])
+def test_the_payload_mode_picks_the_events(
+    tmp_path: Path, sklearn_iris: Trained, sink: Sink, mode: str
+) -> None:
+    with (
+        running_server(
+            tmp_path,
+            sklearn_iris.model_dir,
+            "sklearn",
+            f"--log_payload_url={sink.url}",
+            f"--log_payload_mode={mode}",
+        ) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        v2 = http.post("/v2/models/iris/infer", json=V2_BODY)
+        v1 = http.post("/v1/models/iris:predict", json={"instances": ROWS})
+        sink.wait_for(2)
+        # The other side's events, were they sent, would follow within this.
+        time.sleep(0.5)
+    assert [headers["ce-type"] for headers, _ in sink.events] == [f"io.kubeserve.inference.{mode}"] * 2
+    bodies = [orjson.loads(body) for _, body in sink.events]
+    if mode == "request":
+        assert bodies == [V2_BODY, {"instances": ROWS}]
+    else:
+        assert bodies == [v2.json(), v1.json()]
+
+
 def test_a_slow_sink_does_not_slow_inference(tmp_path: Path, sklearn_iris: Trained, sink: Sink) -> None:
     sink.delay = 0.5
     with (

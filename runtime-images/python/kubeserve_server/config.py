@@ -18,6 +18,10 @@ DEFAULT_DRAIN_SECONDS = 5.0
 DEFAULT_HEADER_TIMEOUT = 10.0
 # The whole body: the default 64 MiB limit arrives within it at about 1 MiB/s.
 DEFAULT_BODY_TIMEOUT = 60.0
+# KServe's batcher fills in these when only one of maxBatchSize and maxLatency is given.
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_MAX_BATCH_LATENCY_MS = 5000.0
+LOG_PAYLOAD_MODES = ("all", "request", "response")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,11 @@ class ServerConfig:
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    container_concurrency: int = 0
+    request_timeout: float = 0.0
+    log_payload_mode: str = "all"
+    max_batch_size: int | None = None
+    max_batch_latency_ms: float | None = None
 
     @property
     def tls(self) -> bool:
@@ -57,6 +66,13 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -141,6 +157,46 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_BODY_TIMEOUT,
         help="seconds for a REST request's whole body to arrive once it is read; late ones get 408",
     )
+    p.add_argument(
+        "--container_concurrency",
+        "--container-concurrency",
+        type=_non_negative_int,
+        default=0,
+        help="most inference requests served at once by each server process; others wait their turn "
+        "(first come, first served). 0 is no limit. Health, readiness, metadata and metrics never wait",
+    )
+    p.add_argument(
+        "--request_timeout",
+        "--request-timeout",
+        type=_non_negative,
+        default=0.0,
+        help="seconds an inference request may take from its whole body's arrival to its answer, queue "
+        "wait included: past it REST answers 504 (503 with Retry-After if it was still waiting for its "
+        "turn) and gRPC DEADLINE_EXCEEDED. Model calls then run in threads. 0 is no limit",
+    )
+    p.add_argument(
+        "--log_payload_mode",
+        "--log-payload-mode",
+        choices=LOG_PAYLOAD_MODES,
+        default="all",
+        help="what --log_payload_url receives: requests and responses, or only one of them",
+    )
+    p.add_argument(
+        "--max_batch_size",
+        "--max-batch-size",
+        type=_positive,
+        default=None,
+        help="batch concurrent predict requests into one model call of up to this many rows "
+        f"(default {DEFAULT_MAX_BATCH_SIZE} when only --max_batch_latency_ms is given); off if neither is",
+    )
+    p.add_argument(
+        "--max_batch_latency_ms",
+        "--max-batch-latency-ms",
+        type=_positive_seconds,
+        default=None,
+        help="milliseconds a batch waits for more requests after its first "
+        f"(default {DEFAULT_MAX_BATCH_LATENCY_MS:g} when only --max_batch_size is given)",
+    )
     return p
 
 
@@ -151,4 +207,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         p.error("--tls_cert_file and --tls_key_file go together")
     if args.tls_client_ca_file is not None and args.tls_cert_file is None:
         p.error("--tls_client_ca_file needs --tls_cert_file and --tls_key_file")
+    if args.max_batch_size is not None or args.max_batch_latency_ms is not None:
+        # Either flag turns batching on, as either of KServe's batcher fields does.
+        args.max_batch_size = args.max_batch_size or DEFAULT_MAX_BATCH_SIZE
+        args.max_batch_latency_ms = args.max_batch_latency_ms or DEFAULT_MAX_BATCH_LATENCY_MS
     return ServerConfig(**vars(args))

@@ -1,9 +1,10 @@
 """The protocol-agnostic data plane: REST v1, REST v2 and gRPC v2 all call this and only this.
 
-Prediction runs where the adapter calls it, inline on the event loop for ordinary requests: a
-tabular model's predict is short and holds the GIL, so a thread hand-off would add latency and no
-throughput; `--workers` is the way to use more cores. The REST adapter calls it in a thread for
-large bodies (offload.py).
+Prediction runs inline on the event loop for ordinary requests: a tabular model's predict is short
+and holds the GIL, so a thread hand-off would add latency and no throughput; `--workers` is the way
+to use more cores. Large bodies and requests under a deadline run in threads, and the in-flight
+limit and the deadline apply to every protocol alike (scheduling.py); concurrent requests may be
+merged into one model call (batching.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from kubeserve_server import __version__
+from kubeserve_server.batching import Batcher, batch_key
 from kubeserve_server.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
 from kubeserve_server.model import Model
 from kubeserve_server.protocol import (
@@ -25,6 +28,7 @@ from kubeserve_server.protocol import (
     InferResponse,
     datatype_of,
 )
+from kubeserve_server.scheduling import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +38,17 @@ EXTENSIONS = ["binary_tensor_data"]
 
 
 class DataPlane:
-    def __init__(self, model: Model, others_loaded: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        model: Model,
+        others_loaded: Callable[[], bool] = lambda: True,
+        scheduler: Scheduler | None = None,
+        batcher: Batcher | None = None,
+    ) -> None:
         """`others_loaded` says whether sibling worker processes have loaded the model too."""
         self.model = model
+        self.scheduler = scheduler or Scheduler()
+        self.batcher = batcher
         self.load_error: str | None = None
         self.draining = False
         self._others_loaded = others_loaded
@@ -92,10 +104,15 @@ class DataPlane:
             "outputs": [spec.as_dict() for spec in model.outputs()],
         }
 
-    def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
+    async def infer(
+        self, name: str, version: str | None, request: InferRequest, large: bool = False
+    ) -> InferResponse:
+        """`large`: the body was large enough to be predicted on in a thread (offload.py)."""
         model = self._ready_model(name, version)
         model.check_inputs(request.inputs)
-        outputs = self._predict(model, request)
+        outputs = await self._predict(
+            model, request.inputs, [output.name for output in request.outputs], large
+        )
         requested = {output.name: output.parameters for output in request.outputs}
         for output in outputs:
             output.parameters = requested.get(output.name) or {}
@@ -103,7 +120,7 @@ class DataPlane:
             model_name=model.name, model_version=model.version, outputs=outputs, id=request.id
         )
 
-    def predict_v1(self, name: str, instances: Array) -> Array:
+    async def predict_v1(self, name: str, instances: Array, large: bool = False) -> Array:
         """The v1 protocol: a batch of instances in, the model's default output out."""
         model = self._ready_model(name, None)
         specs = model.input_specs
@@ -114,7 +131,7 @@ class DataPlane:
             data=instances,
         )
         model.check_inputs([tensor])
-        output: Array = self._predict(model, InferRequest(inputs=[tensor]))[0].data
+        output: Array = (await self._predict(model, [tensor], [], large))[0].data
         return output
 
     def _model(self, name: str, version: str | None) -> Model:
@@ -132,9 +149,25 @@ class DataPlane:
             raise ModelNotReady(f"model {name!r} is not ready: {reason}")
         return model
 
-    def _predict(self, model: Model, request: InferRequest) -> list[InferOutput]:
+    async def _predict(
+        self, model: Model, inputs: list[InferInput], outputs: Sequence[str], large: bool
+    ) -> list[InferOutput]:
+        """Wait for a turn, then run the model alone or in a batch; large bodies are never batched."""
+        predict = partial(self._call_model, model, outputs)
+        async with self.scheduler.turn() as turn:
+            batcher = None if large else self.batcher
+            key = None if batcher is None else batch_key(inputs, outputs)
+            if batcher is None or key is None:
+                call = self.scheduler.call(partial(predict, inputs), large=large)
+            else:
+                call = batcher.submit(key, inputs[0], predict)
+            return await turn.result(call)
+
+    def _call_model(
+        self, model: Model, outputs: Sequence[str], inputs: list[InferInput]
+    ) -> list[InferOutput]:
         try:
-            return model.predict(request.inputs, [output.name for output in request.outputs])
+            return model.predict(inputs, outputs)
         except InferenceError:
             raise
         except (ValueError, TypeError, IndexError) as error:

@@ -9,6 +9,8 @@ class InferenceError(Exception):
     """A request the server refuses or could not serve, with a message meant for the caller."""
 
     status = 500
+    # Seconds a client should wait before it tries again, for statuses that say "not now".
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -37,3 +39,17 @@ class UnsupportedMediaType(InferenceError):
 
 class RequestTimeout(InferenceError):
     status = 408
+
+
+class QueueTimeout(InferenceError):
+    """The request's deadline passed while it waited for its turn: the server is overloaded.
+
+    Another replica behind the Service may have room at once, so the client may retry soon.
+    """
+
+    status = 503
+    retry_after = 1
+
+
+class DeadlineExceeded(InferenceError):
+    status = 504

@@ -59,6 +59,7 @@ _STATUS_CODES = {
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 # Typed contents are read at their widest first, so narrower datatypes can be range-checked.
 _WIDE = {"i": np.dtype(np.int64), "u": np.dtype(np.uint64)}
@@ -198,7 +199,7 @@ class InferenceServicer:
     async def model_infer(self, request: pb.ModelInferRequest, context: Context) -> Message:
         started = self._tracker.start()
         try:
-            response = self.dataplane.infer(
+            response = await self.dataplane.infer(
                 request.model_name, request.model_version or None, decode_request(request)
             )
             answer = encode_response(response, raw=bool(request.raw_input_contents))

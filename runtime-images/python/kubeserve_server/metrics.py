@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, errors, latency and in-flight requests per model and protocol.
+"""Prometheus metrics: requests, errors, latency and in-flight requests per model and protocol;
+batch sizes.
 
 With several worker processes each writes its samples to PROMETHEUS_MULTIPROC_DIR and `/metrics`
 sums them, so a scrape sees the pod and not whichever worker answered it.
@@ -22,6 +23,7 @@ from prometheus_client import (
 )
 
 PROTOCOLS = ("v1", "v2", "grpc-v2")
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -60,6 +62,13 @@ class Metrics:
             "kubeserve_payload_events_dropped",
             "Payload log events dropped because the CloudEvents sink fell behind.",
             ("model",),
+            registry=owner,
+        ).labels(model_name)
+        self.batch_size = Histogram(
+            "kubeserve_batch_size",
+            "Rows per batched model call (--max_batch_size); its count is the number of batches.",
+            ("model",),
+            buckets=_BATCH_BUCKETS,
             registry=owner,
         ).labels(model_name)
         self._errors = errors

@@ -5,7 +5,7 @@ waits past its timeout. orjson and numpy hold the GIL for the whole of one call:
 JSON body takes half a second or more, and a thread would stall the loop just as long. So a body of
 `BIG_BODY_BYTES` or more is decoded in a child process, one at a time per server process, which
 also bounds the memory that decoding's Python objects take. Prediction on such a body runs in a
-thread: numpy and the model libraries release the GIL for large arrays. Smaller requests stay
+thread (scheduling.py): numpy and the model libraries release the GIL for large arrays. Smaller requests stay
 inline, where a hand-off would cost more than it saves.
 
 A loop that no longer stalls would read every large body at once, where a stalled one left them in
@@ -19,10 +19,9 @@ import asyncio
 import multiprocessing
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 from kubeserve_server.errors import InferenceError
 
@@ -32,7 +31,6 @@ BIG_BODY_BYTES = 1 << 20
 # nearly as busy as two would, at half the memory.
 LARGE_REQUESTS = 1
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -70,7 +68,6 @@ class Offload:
         self._slots = asyncio.Semaphore(LARGE_REQUESTS)
         # Started on the first large body: a server that never gets one keeps no extra process.
         self._decoder: ProcessPoolExecutor | None = None
-        self._predictor = ThreadPoolExecutor(1, thread_name_prefix="large-request")
 
     def admission(self) -> Admission:
         """Use as `async with`: the slot, if the request took one, is given back at its end."""
@@ -92,15 +89,10 @@ class Offload:
             self._decoder = None
             raise InferenceError("the process decoding large bodies died; retry, or send less") from None
 
-    async def run(self, size: int, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """`function(*args, **kwargs)`, in a thread when `size` (the body's) is large."""
-        if size < self.threshold:
-            return function(*args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._predictor, partial(function, *args, **kwargs)
-        )
+    def large(self, size: int) -> bool:
+        """Whether a body of `size` bytes is large: its prediction then runs in a thread too."""
+        return size >= self.threshold
 
     def close(self) -> None:
         if self._decoder is not None:
             self._decoder.shutdown(wait=False, cancel_futures=True)
-        self._predictor.shutdown(wait=False, cancel_futures=True)

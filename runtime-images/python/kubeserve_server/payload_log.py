@@ -1,9 +1,10 @@
 """Request/response payload logging to a CloudEvents sink, off the request path.
 
-Requests only enqueue; one background task posts the events (binary content mode). When the sink
-is slow the bounded queue fills and further payloads are dropped and counted
-(`kubeserve_payload_events_dropped_total`), never waited for: a logging sink must not be able to
-slow inference down.
+`--log_payload_mode` picks the events: both sides of each exchange (`all`), or only the `request`
+or the `response`, as KServe's logger modes do. Requests only enqueue; one background task posts
+the events (binary content mode). When the sink is slow the bounded queue fills and further
+payloads are dropped and counted (`kubeserve_payload_events_dropped_total`), never waited for: a
+logging sink must not be able to slow inference down.
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ class _Event:
 
 
 class PayloadLogger:
-    def __init__(self, sink_url: str, model_name: str, dropped: Counter, queue_size: int = 1024) -> None:
+    def __init__(
+        self, sink_url: str, model_name: str, dropped: Counter, queue_size: int = 1024, mode: str = "all"
+    ) -> None:
         self.sink_url = sink_url
         self.model_name = model_name
+        self._types = {
+            "all": (REQUEST_TYPE, RESPONSE_TYPE),
+            "request": (REQUEST_TYPE,),
+            "response": (RESPONSE_TYPE,),
+        }[mode]
         self._dropped = dropped
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
@@ -43,12 +51,10 @@ class PayloadLogger:
     def submit(
         self, request_id: str | None, request: tuple[bytes, bytes], response: tuple[bytes, bytes]
     ) -> None:
-        """Queue one exchange, each side a (body, content type), as two events sharing one id."""
+        """Queue the mode's sides of one exchange, each a (body, content type), as events sharing one id."""
         event_id = request_id or str(uuid.uuid4())
-        for event in (
-            _Event(REQUEST_TYPE, event_id, *request),
-            _Event(RESPONSE_TYPE, event_id, *response),
-        ):
+        sides = {REQUEST_TYPE: request, RESPONSE_TYPE: response}
+        for event in (_Event(kind, event_id, *sides[kind]) for kind in self._types):
             try:
                 self._queue.put_nowait(event)
             except asyncio.QueueFull:

@@ -178,7 +178,10 @@ class RestApp:
             try:
                 return await handler(scope, receive, match)
             except InferenceError as error:
-                return _error(error.status, error.message)
+                status, body, headers = _error(error.status, error.message)
+                if error.retry_after is not None:
+                    headers = [*headers, (b"retry-after", str(error.retry_after).encode())]
+                return status, body, headers
             except _ClientGone:
                 raise
             except Exception:
@@ -270,8 +273,8 @@ class RestApp:
             request = await self.offload.decode(
                 partial(decode_infer_request, header_length=request_header_length), body
             )
-            response = await self.offload.run(
-                len(body), self.dataplane.infer, match["name"], match["version"], request
+            response = await self.dataplane.infer(
+                match["name"], match["version"], request, self.offload.large(len(body))
             )
             binary_outputs = request.parameters.get("binary_data_output") is True
             answer, header_length = encode_infer_response(response, binary_outputs)
@@ -291,8 +294,8 @@ class RestApp:
         async with self.offload.admission() as admission:
             body = await self._body(scope, receive, admission)
             instances = await self.offload.decode(decode_v1, body)
-            predictions = await self.offload.run(
-                len(body), self.dataplane.predict_v1, match["name"], instances
+            predictions = await self.dataplane.predict_v1(
+                match["name"], instances, self.offload.large(len(body))
             )
             answer = orjson.dumps(
                 {"predictions": _v1_predictions(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY

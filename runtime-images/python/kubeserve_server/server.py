@@ -24,6 +24,7 @@ import uvicorn
 import uvloop
 
 from kubeserve_server import logs
+from kubeserve_server.batching import Batcher
 from kubeserve_server.config import ServerConfig
 from kubeserve_server.dataplane import DataPlane
 from kubeserve_server.grpc_v2 import InferenceServicer
@@ -33,6 +34,7 @@ from kubeserve_server.model import model_class
 from kubeserve_server.offload import Offload
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.rest import RestApp
+from kubeserve_server.scheduling import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +85,23 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     The model loads in the background; readiness waits for it.
     """
     model = model_class(config.model_format)(config.model_name, config.model_dir, config.model_version)
-    dataplane = DataPlane(model, worker.all_loaded if worker else lambda: True)
     metrics = Metrics(config.model_name)
+    scheduler = Scheduler(config.container_concurrency, config.request_timeout)
+    batcher = (
+        Batcher(
+            scheduler, config.max_batch_size, config.max_batch_latency_ms / 1000, metrics.batch_size.observe
+        )
+        if config.max_batch_size is not None and config.max_batch_latency_ms is not None
+        else None
+    )
+    dataplane = DataPlane(model, worker.all_loaded if worker else lambda: True, scheduler, batcher)
     payload_logger = (
-        PayloadLogger(config.log_payload_url, config.model_name, metrics.payload_events_dropped)
+        PayloadLogger(
+            config.log_payload_url,
+            config.model_name,
+            metrics.payload_events_dropped,
+            mode=config.log_payload_mode,
+        )
         if config.log_payload_url
         else None
     )
@@ -153,6 +168,7 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     finally:
         await grpc_server.stop(grace=5)
         offload.close()
+        scheduler.close()
         if payload_logger is not None:
             await payload_logger.stop()
         load.cancel()
