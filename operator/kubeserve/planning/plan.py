@@ -32,9 +32,10 @@ from kubeserve.planning.rollout import (
     track_replicas,
 )
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
+from kubeserve.planning.scaling_mode import InvalidAnnotation, scaling_mode
 from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
 from kubeserve.planning.service import build_service
-from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_storage
+from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_model_storage
 from kubeserve.planning.templating import TemplateError
 from kubeserve.planning.traffic import Backend, TrafficError, ingress_host, mirror_percent, plan_traffic
 
@@ -76,7 +77,8 @@ class ComponentPlan:
     loosened: tuple[str, ...] = ()
     """What in the pod template loosens the `restricted` hardening (`hardening.loosening`)."""
     unsupported: tuple[str, ...] = ()
-    """Fields the service sets that its runtime does not act on (`server_settings.unsupported_fields`)."""
+    """What the service asks for that is not acted on: fields its runtime does not read
+    (`server_settings.unsupported_fields`) and scaling it does not get (`scaling_mode`)."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,18 @@ def _choose_runtime(model: ModelSpec, inputs: PlanInputs) -> RuntimeChoice:
         raise PlanningError("predictor", "NoRuntime", str(error)) from error
 
 
-def _storage(model: ModelSpec | None, spec: ComponentSpec, inputs: PlanInputs, component: str) -> StoragePlan:
+def _storage(
+    model: ModelSpec | None,
+    spec: ComponentSpec,
+    inputs: PlanInputs,
+    component: str,
+    service: InferenceService,
+) -> StoragePlan:
     account = inputs.service_accounts.get(spec.service_account_name or "default")
     try:
-        return plan_storage(model.storage_uri if model else None, account, inputs.config)
+        return plan_model_storage(
+            model, spec.storage_uris, account, inputs.config, service.metadata.annotations
+        )
     except StorageUriError as error:
         raise PlanningError(component, "InvalidStorageUri", str(error)) from error
 
@@ -138,7 +148,7 @@ def _pod_template(
         component=component,
         spec=spec,
         placement=placement,
-        storage=_storage(model, spec, inputs, component),
+        storage=_storage(model, spec, inputs, component, service),
         runtime=runtime,
         model=model,
         predictor_host=None
@@ -202,8 +212,14 @@ def plan_component(
     )
     strategy = spec.deployment_strategy or (ACCELERATOR_STRATEGY if accelerated else DEFAULT_STRATEGY)
     selector = naming.selector_labels(name, component)
-    autoscaled = wants_autoscaler(spec)
-    stable_replicas, canary_replicas = track_replicas(min_replicas(spec), rollout)
+    try:
+        scaling = scaling_mode(service.metadata.annotations or {}, component, spec)
+    except InvalidAnnotation as error:
+        raise PlanningError(component, "InvalidAnnotation", str(error)) from error
+    autoscaled = scaling.may_autoscale and wants_autoscaler(spec)
+    stable_replicas, canary_replicas = (
+        track_replicas(min_replicas(spec), rollout) if scaling.owns_replicas else (None, None)
+    )
     metadata = naming.child_metadata(base_name, namespace, labels, owner)
     ports = template["spec"]["containers"][0]["ports"]
     objects: list[dict[str, Any]] = [
@@ -243,7 +259,7 @@ def plan_component(
         tuple(objects),
         tuple(ports),
         loosened,
-        unsupported_fields(component, spec, runtime),
+        unsupported_fields(component, spec, runtime) + scaling.notes,
     )
 
 
