@@ -115,7 +115,7 @@ def test_missing_bucket(s3: S3Server, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _reader_credentials(s3: S3Server) -> tuple[str, str]:
+def reader_credentials(s3: S3Server) -> tuple[str, str]:
     """An IAM user that may read bucket `models` and nothing else."""
     iam = s3.iam()
     iam.create_user(UserName="reader")
@@ -138,7 +138,7 @@ def test_credentials_are_enforced(s3: S3Server, tmp_path: Path, monkeypatch: pyt
     """With the server checking IAM: the reader gets its bucket, 403 for another, 403 with a wrong key."""
     put_model(s3, "models")
     put_model(s3, "private")
-    key_id, secret = _reader_credentials(s3)
+    key_id, secret = reader_credentials(s3)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     s3.enforce_auth(True)

@@ -21,6 +21,7 @@ from kubeserve.api import (
     ServingRuntime,
 )
 from tests.unit.crd_schema import cel_failures, requires_cel, schema
+from tests.unit.storage_rule_cases import STORAGE_CEL_CASES, STORAGE_SCHEMA_CASES
 
 MODEL = {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://bucket/iris"}
 SHA256 = "sha256:" + "0123456789abcdef" * 4
@@ -139,6 +140,7 @@ CEL_CASES = [
     ("name of 45", {**with_model(), "metadata": {"name": "a" * 45}}, "metadata.name"),
     ("name with a dot", {**with_model(), "metadata": {"name": "a.b"}}, "metadata.name"),
     ("name starting with a digit", {**with_model(), "metadata": {"name": "1a"}}, "metadata.name"),
+    *STORAGE_CEL_CASES,
 ]
 
 
@@ -218,6 +220,7 @@ SCHEMA_CASES = [
     ("no predictor", {"spec": {"transformer": {"containers": CONTAINERS}}}, "predictor"),
     ("logger mode", isvc({"model": MODEL, "logger": {"mode": "everything"}}), "logger.mode"),
     ("toleration effect", isvc({"model": MODEL, "tolerations": [{"effect": "No"}]}), "tolerations.0.effect"),
+    *STORAGE_SCHEMA_CASES,
 ]
 
 

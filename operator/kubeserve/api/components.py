@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -63,6 +63,96 @@ class ModelFormat(ApiModel):
     """Version of the format; when set, a runtime must list this version (or none) for the format."""
 
 
+STORAGE_URIS_PATTERN = r"^((gs|s3|https?|hf)://.+|pvc://[^/]+(/.*)?)$"
+"""What a storageUris entry may name: a download, or a claim to mount; nothing already in the image."""
+_STORAGE_URIS = re.compile(STORAGE_URIS_PATTERN)
+PARENT_SEGMENT_ANYWHERE = "(^|/)[.][.](/|$)"
+"""A `..` segment anywhere in a path (storage.path, a mountPath)."""
+_PARENT_ANYWHERE = re.compile(PARENT_SEGMENT_ANYWHERE)
+
+
+class StorageSpec(ApiModel):
+    """Where the model is in a bucket described by an entry of the `storage-config` Secret (KServe's
+    StorageSpec). The storage initializer reads the entry through a secretKeyRef in the pod; the operator
+    never reads the Secret. Only entries of type s3 are supported."""
+
+    cel_rules = (
+        CelRule(
+            expression=f"!has(self.path) || !self.path.matches('{PARENT_SEGMENT_ANYWHERE}')",
+            message="storage.path must not have a '..' segment: name the model by its full path in the "
+            "bucket",
+            holds=lambda storage: storage.path is None or _PARENT_ANYWHERE.search(storage.path) is None,
+            field_path=".path",
+        ),
+        CelRule(
+            expression="!has(self.parameters) || !('type' in self.parameters) "
+            "|| self.parameters['type'] == 's3'",
+            message="storage.parameters.type must be s3: Kubeserve's storage initializer reads s3 entries of "
+            "the storage-config Secret only (KServe's hdfs and webhdfs are not supported)",
+            holds=lambda storage: (storage.parameters or {}).get("type", "s3") == "s3",
+            field_path=".parameters",
+        ),
+        CelRule(
+            expression="!has(self.schemaPath)",
+            message="storage.schemaPath is not supported: Kubeserve fetches the model at storage.path only "
+            "(KServe reads schemaPath in ModelMesh)",
+            holds=lambda storage: storage.schema_path is None,
+            field_path=".schemaPath",
+        ),
+    )
+
+    path: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Path of the model in the bucket (a leading '/' is ignored): everything under it is downloaded into
+    /mnt/models, as from s3://<bucket>/<path>. Required unless storageUri is set. A '..' segment is
+    refused."""
+    schema_path: str | None = Field(default=None, max_length=1024)
+    """KServe's path of a model schema file (read by ModelMesh only); refused here."""
+    parameters: dict[str, str] | None = None
+    """Settings laid over the storage-config entry (KServe's names: type, bucket, endpoint_url, region,
+    access_key_id, ...), passed to the storage initializer as STORAGE_OVERRIDE_CONFIG. type must be s3."""
+    key: str | None = Field(default=None, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key of the storage-config Secret that describes the bucket; when unset, `default_<type>` if
+    parameters name a type, else `default`, and a missing default key means no entry (credentials then
+    come from the environment). The Secret is `storage-config`, or the one the InferenceService's
+    serving.kserve.io/storageSecretName annotation names."""
+
+
+class StorageUri(ApiModel):
+    """One more place to download from (KServe's storageUris entry), and where the files land."""
+
+    cel_rules = (
+        CelRule(
+            expression=f"self.uri.matches('{STORAGE_URIS_PATTERN}') "
+            f"&& !self.uri.matches('{PARENT_SEGMENT_PATTERN}')",
+            message="storageUris[].uri must start with gs://, s3://, https://, http://, hf:// or "
+            "pvc://<claim>/, without a '..' path segment",
+            holds=lambda entry: (
+                _STORAGE_URIS.fullmatch(entry.uri) is not None and _PARENT_SEGMENT.match(entry.uri) is None
+            ),
+            field_path=".uri",
+        ),
+        CelRule(
+            expression="!has(self.mountPath) || (self.mountPath.startsWith('/') && self.mountPath != '/' "
+            f"&& !self.mountPath.matches('{PARENT_SEGMENT_ANYWHERE}'))",
+            message="storageUris[].mountPath must be an absolute path other than '/', without a '..' "
+            "segment, such as /mnt/models/base",
+            holds=lambda entry: (
+                entry.mount_path.startswith("/")
+                and entry.mount_path != "/"
+                and _PARENT_ANYWHERE.search(entry.mount_path) is None
+            ),
+            field_path=".mountPath",
+        ),
+    )
+
+    uri: str = Field(min_length=1, max_length=2048)
+    """Where the files are: gs://, s3://, https://, http:// or hf:// (downloaded by the storage
+    initializer with the ServiceAccount's credentials), or pvc://<claim>/<path> (mounted read-only)."""
+    mount_path: str = Field(default="/mnt/models", max_length=1024)
+    """Absolute directory the files land in; /mnt/models when unset. Downloads share one emptyDir mounted
+    at the common parent of their mountPaths, which must not be '/'."""
+
+
 class PredictorExtensionSpec(ContainerFields):
     """A model server container with where its model comes from: the body of a legacy framework key."""
 
@@ -92,6 +182,27 @@ class PredictorExtensionSpec(ContainerFields):
             ),
             field_path=".runtimeVersion",
         ),
+        CelRule(
+            expression="!has(self.storage) || has(self.storageUri) || has(self.storage.path)",
+            message="storage.path is required unless storageUri is set: name the model's path in the bucket",
+            holds=lambda spec: (
+                spec.storage is None or spec.storage_uri is not None or spec.storage.path is not None
+            ),
+            field_path=".storage",
+        ),
+        CelRule(
+            expression="!has(self.storage) || !has(self.storageUri) "
+            "|| (self.storageUri.startsWith('s3://') && !has(self.storage.path))",
+            message="storage with storageUri: storageUri must be s3:// and storage.path unset (storage "
+            "then only picks the storage-config entry with the credentials); or remove storageUri and set "
+            "storage.path",
+            holds=lambda spec: (
+                spec.storage is None
+                or spec.storage_uri is None
+                or (spec.storage_uri.startswith("s3://") and spec.storage.path is None)
+            ),
+            field_path=".storage",
+        ),
     )
 
     storage_uri: str | None = Field(default=None, max_length=2048)
@@ -99,6 +210,11 @@ class PredictorExtensionSpec(ContainerFields):
     pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is. oci:// (KServe's
     modelcars) is accepted but not served yet: the predictor's condition says so. A '..' path segment is
     refused."""
+    storage: StorageSpec | None = None
+    """KServe's StorageSpec: the model at storage.path in the bucket that an entry of the storage-config
+    Secret describes, downloaded into /mnt/models by the storage initializer, which reads the entry through
+    a secretKeyRef (STORAGE_CONFIG) and storage.parameters as STORAGE_OVERRIDE_CONFIG. It replaces the
+    ServiceAccount's credentials. With storageUri (s3:// only), it gives the credentials for that URI."""
     runtime_version: str | None = Field(default=None, max_length=len("sha512:") + 128)
     """Image tag (2.6.2) or digest (sha256:<64 hex digits>) of the serving runtime's container, in place of
     the runtime's own tag or digest."""
@@ -157,7 +273,7 @@ class BatcherSpec(ApiModel):
 class ComponentSpec(PodCommon):
     """What every component has: scaling, rollout and pod-level fields, and optionally custom containers."""
 
-    cel_rules = (
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
             expression="!has(self.minReplicas) || !has(self.maxReplicas) "
             "|| self.minReplicas <= self.maxReplicas",
@@ -169,6 +285,11 @@ class ComponentSpec(PodCommon):
 
     containers: Annotated[list[Container], Field(min_length=1, max_length=16)] | None = None
     """Custom containers, for a model server image of your own; the first one serves."""
+    storage_uris: Annotated[list[StorageUri], Field(max_length=16)] | None = None
+    """KServe's storageUris: several places to fetch from, each into its mountPath. The storage initializer
+    downloads them in order (with the ServiceAccount's credentials) into one emptyDir mounted at the common
+    parent of their mountPaths; pvc:// entries are mounted at their mountPath instead. Not with the model's
+    storageUri or storage."""
     min_replicas: int = Field(default=1, ge=0)
     """Fewest replicas; the Deployment never runs fewer than one."""
     max_replicas: int | None = Field(default=None, ge=1)
@@ -233,6 +354,25 @@ class PredictorSpec(ComponentSpec):
             + ", ".join(LEGACY_FRAMEWORKS)
             + ")",
             holds=lambda spec: len(spec.implementations()) == 1,
+        ),
+        CelRule(
+            expression="!has(self.storageUris) || !("
+            + " || ".join(
+                f"(has(self.{key}) && (has(self.{key}.storageUri) || has(self.{key}.storage)))"
+                for key in ("model", *LEGACY_FRAMEWORKS)
+            )
+            + ")",
+            message="storageUris cannot be set with the model's storageUri or storage: list every location "
+            "in storageUris, or use storageUri alone",
+            holds=lambda spec: (
+                spec.storage_uris is None
+                or all(
+                    getattr(spec, key) is None
+                    or (getattr(spec, key).storage_uri is None and getattr(spec, key).storage is None)
+                    for key in ("model", *LEGACY_FRAMEWORKS)
+                )
+            ),
+            field_path=".storageUris",
         ),
     )
 

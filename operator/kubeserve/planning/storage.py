@@ -10,6 +10,10 @@
   `<path>` as its subPath; nothing is downloaded.
 - An absolute path: the model is already in the image or on a volume the
   component mounts; nothing is added, and the model directory is that path.
+- `storage` (KServe's StorageSpec): a download of `storage.path` from the bucket
+  an entry of the `storage-config` Secret describes (see `_storage_spec_plan`).
+- `storageUris`: one initializer fetching every entry into its mountPath (see
+  `_storage_uris_plan`).
 
 Credentials travel by reference only, as in KServe, so the operator never
 reads a Secret: every secret the component's ServiceAccount lists reaches the
@@ -19,7 +23,8 @@ pod), which carries AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or HF_TOKEN. For
 environment under the names kubeserve_storage reads. For `gs://`, Kubeserve
 follows KServe's convention: the first secret of the ServiceAccount is mounted
 at /var/secrets/gcs and GOOGLE_APPLICATION_CREDENTIALS points at its
-`gcloud-application-credentials.json` key.
+`gcloud-application-credentials.json` key. A `storage` spec replaces all of
+that with one secretKeyRef to its storage-config entry.
 
 The same input always gives the same output (env sorted by name, secrets in
 the ServiceAccount's order), since the operator hashes the pod template to
@@ -28,11 +33,14 @@ name revisions.
 
 from __future__ import annotations
 
+import json
+import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubeserve.api.components import PredictorExtensionSpec, StorageSpec, StorageUri
 from kubeserve.config import OperatorConfig
 
 MODEL_DIR = "/mnt/models"
@@ -57,7 +65,19 @@ S3_ANNOTATION_ENV = {
 }
 """ServiceAccount annotation (after the prefix) to the initializer's environment variable."""
 
+STORAGE_SECRET = "storage-config"
+"""KServe's default Secret of storage entries, one bucket description (JSON) per key."""
+STORAGE_SECRET_ANNOTATION = "storageSecretName"
+"""InferenceService annotation (after a prefix of ANNOTATION_PREFIXES) naming another such Secret."""
+STORAGE_CONFIG_ENV = "STORAGE_CONFIG"
+STORAGE_OVERRIDE_ENV = "STORAGE_OVERRIDE_CONFIG"
+DEFAULT_STORAGE_KEY = "default"
+PLACEHOLDER_SCHEME = "<scheme-placeholder>"
+"""KServe's stand-in for the scheme and bucket of a storage.path: only the storage-config entry, which
+the initializer reads and the operator never does, knows them."""
+
 _CLAIM_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,22 @@ class StorageUriError(ValueError):
     """A storageUri no plan can be made for; the message says what is wrong with it."""
 
 
+def plan_model_storage(
+    model: PredictorExtensionSpec | None,
+    storage_uris: Sequence[StorageUri] | None,
+    service_account: Mapping[str, Any] | None,
+    config: OperatorConfig,
+    annotations: Mapping[str, str] | None = None,
+) -> StoragePlan:
+    """The storage plan of a component: its storageUris, else its model's storage spec, else its
+    model's storageUri. `annotations` are the InferenceService's (they may name the storage Secret)."""
+    if storage_uris is not None:
+        return _storage_uris_plan(storage_uris, service_account or {}, config)
+    if model is not None and model.storage is not None:
+        return _storage_spec_plan(model.storage, model.storage_uri, annotations or {}, config)
+    return plan_storage(model.storage_uri if model else None, service_account, config)
+
+
 def plan_storage(
     storage_uri: str | None, service_account: Mapping[str, Any] | None, config: OperatorConfig
 ) -> StoragePlan:
@@ -85,23 +121,31 @@ def plan_storage(
     if not separator and storage_uri.startswith("/"):
         return StoragePlan((), (), (), model_dir=storage_uri)
     if scheme == "pvc" and separator:
-        return _claim_plan(storage_uri, rest)
+        volume, mount = _claim(storage_uri, rest, PVC_VOLUME, MODEL_DIR)
+        return StoragePlan(init_containers=(), volumes=(volume,), model_mounts=(mount,))
+    _check_download(storage_uri)
+    return _download_plan([storage_uri, MODEL_DIR], MODEL_DIR, {scheme}, service_account or {}, config)
+
+
+def _check_download(uri: str) -> None:
+    """Refuse a URI the storage initializer cannot download, saying what would work."""
+    scheme, separator, rest = uri.partition("://")
     if scheme == "oci" and separator:
         raise StorageUriError(
-            f"storageUri {storage_uri!r}: oci:// model images (modelcars) are not supported yet; "
+            f"storageUri {uri!r}: oci:// model images (modelcars) are not supported yet; "
             "publish the model to gs://, s3://, https://, hf:// or a PersistentVolumeClaim (pvc://) instead"
         )
-    if scheme in DOWNLOAD_SCHEMES and separator:
-        if not rest:
-            raise StorageUriError(f"storageUri {storage_uri!r} says nothing after {scheme}://")
-        return _download_plan(storage_uri, scheme, service_account or {}, config)
-    raise StorageUriError(
-        f"storageUri {storage_uri!r} is not supported: use gs://, s3://, https://, http://, hf://, "
-        "pvc://<claim>/<path> or an absolute path"
-    )
+    if not (scheme in DOWNLOAD_SCHEMES and separator):
+        raise StorageUriError(
+            f"storageUri {uri!r} is not supported: use gs://, s3://, https://, http://, hf://, "
+            "pvc://<claim>/<path> or an absolute path"
+        )
+    if not rest:
+        raise StorageUriError(f"storageUri {uri!r} says nothing after {scheme}://")
 
 
-def _claim_plan(storage_uri: str, rest: str) -> StoragePlan:
+def _claim(storage_uri: str, rest: str, volume_name: str, mount_path: str) -> tuple[dict[str, Any], ...]:
+    """The volume of the claim a pvc:// URI names, and its read-only mount at `mount_path`."""
     claim, _, sub_path = rest.partition("/")
     sub_path = sub_path.strip("/")
     if not _CLAIM_NAME.fullmatch(claim):
@@ -111,28 +155,111 @@ def _claim_plan(storage_uri: str, rest: str) -> StoragePlan:
         )
     if ".." in sub_path.split("/"):
         raise StorageUriError(f"storageUri {storage_uri!r}: the path in the claim must not contain '..'")
-    mount: dict[str, Any] = {"name": PVC_VOLUME, "mountPath": MODEL_DIR, "readOnly": True}
+    mount: dict[str, Any] = {"name": volume_name, "mountPath": mount_path, "readOnly": True}
     if sub_path:
         mount["subPath"] = sub_path
-    volume = {"name": PVC_VOLUME, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-    return StoragePlan(init_containers=(), volumes=(volume,), model_mounts=(mount,))
+    volume = {"name": volume_name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+    return volume, mount
 
 
-def _download_plan(
-    storage_uri: str, scheme: str, service_account: Mapping[str, Any], config: OperatorConfig
+def _storage_spec_plan(
+    storage: StorageSpec, storage_uri: str | None, annotations: Mapping[str, str], config: OperatorConfig
 ) -> StoragePlan:
-    secrets = _secret_names(service_account)
-    env = _s3_env(service_account) if scheme == "s3" else {}
-    volumes: list[dict[str, Any]] = [{"name": DOWNLOAD_VOLUME, "emptyDir": {}}]
-    mounts: list[dict[str, Any]] = [{"name": DOWNLOAD_VOLUME, "mountPath": MODEL_DIR}]
-    if scheme == "gs" and secrets:
-        volumes.append({"name": GCS_VOLUME, "secret": {"secretName": secrets[0], "optional": True}})
-        mounts.append({"name": GCS_VOLUME, "mountPath": GCS_DIR, "readOnly": True})
-        env["GOOGLE_APPLICATION_CREDENTIALS"] = f"{GCS_DIR}/{GCS_KEY}"
-    initializer: dict[str, Any] = {
+    """KServe's StorageSpec: the initializer gets the storage-config entry by secretKeyRef (never read
+    here) and storage.parameters as STORAGE_OVERRIDE_CONFIG, and resolves `<scheme-placeholder>://<path>`
+    to s3://<bucket>/<path> from them. An explicit key must exist (the pod waits with the kubelet's
+    message until it does); a default key may be missing, as in KServe. The ServiceAccount's credentials
+    are not added: the entry replaces them."""
+    names = [annotations.get(p + STORAGE_SECRET_ANNOTATION) for p in ANNOTATION_PREFIXES]
+    secret = next((name for name in names if name), STORAGE_SECRET)
+    if not _SECRET_NAME.fullmatch(secret):
+        raise StorageUriError(
+            f"annotation serving.kserve.io/{STORAGE_SECRET_ANNOTATION}: {secret!r} is not a Secret name"
+        )
+    parameters = storage.parameters or {}
+    default_key = (
+        f"{DEFAULT_STORAGE_KEY}_{parameters['type']}" if "type" in parameters else DEFAULT_STORAGE_KEY
+    )
+    reference = {"name": secret, "key": storage.key or default_key, "optional": storage.key is None}
+    env: list[dict[str, Any]] = [{"name": STORAGE_CONFIG_ENV, "valueFrom": {"secretKeyRef": reference}}]
+    if parameters:
+        override = json.dumps(parameters, sort_keys=True, separators=(",", ":"))
+        env.append({"name": STORAGE_OVERRIDE_ENV, "value": override})
+    source = storage_uri or f"{PLACEHOLDER_SCHEME}://{(storage.path or '').lstrip('/')}"
+    volume = {"name": DOWNLOAD_VOLUME, "emptyDir": {}}
+    initializer = _initializer(config, [source, MODEL_DIR], [_download_mount(MODEL_DIR)], env, [])
+    return StoragePlan((initializer,), (volume,), (_download_mount(MODEL_DIR, read_only=True),))
+
+
+def _storage_uris_plan(
+    entries: Sequence[StorageUri], service_account: Mapping[str, Any], config: OperatorConfig
+) -> StoragePlan:
+    """KServe's storageUris: one initializer downloads every non-claim entry in order (args: uri, path,
+    uri, path, ...) into one emptyDir mounted at the common parent of their mountPaths; each claim is
+    mounted read-only at its own mountPath (with the URI's path as subPath). The model directory is the
+    common parent of every mountPath."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    args: list[str] = []
+    downloads: list[str] = []
+    for index, entry in enumerate(entries):
+        path = posixpath.normpath(entry.mount_path)
+        scheme, separator, rest = entry.uri.partition("://")
+        if scheme == "pvc" and separator:
+            volume, mount = _claim(entry.uri, rest, f"{PVC_VOLUME}-{index}", path)
+            volumes.append(volume)
+            mounts.append(mount)
+        else:
+            _check_download(entry.uri)
+            args += [entry.uri, path]
+            downloads.append(path)
+    every_path = [mount["mountPath"] for mount in mounts] + downloads
+    common = posixpath.commonpath(every_path) if every_path else MODEL_DIR
+    model_dir = common if common != "/" else MODEL_DIR
+    if not downloads:
+        return StoragePlan((), tuple(volumes), tuple(mounts), model_dir=model_dir)
+    root = posixpath.commonpath(downloads)
+    if root == "/":
+        raise StorageUriError(
+            f"storageUris: the mountPaths {', '.join(downloads)} share no parent directory but '/', where "
+            "their download volume would be mounted; put them under one directory, such as /mnt/models"
+        )
+    taken = [root] + [mount["mountPath"] for mount in mounts]
+    clash = next((path for path in taken if taken.count(path) > 1), None)
+    if clash:
+        raise StorageUriError(
+            f"storageUris: two volumes would be mounted at {clash}; give each pvc:// entry its own "
+            "mountPath, apart from the directory the downloads share"
+        )
+    schemes = {uri.partition("://")[0] for uri in args[::2]}
+    download = _download_plan(args, root, schemes, service_account, config)
+    return StoragePlan(
+        download.init_containers,
+        download.volumes + tuple(volumes),
+        download.model_mounts + tuple(mounts),
+        model_dir=model_dir,
+    )
+
+
+def _download_mount(path: str, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": DOWNLOAD_VOLUME, "mountPath": path}
+    if read_only:
+        mount["readOnly"] = True
+    return mount
+
+
+def _initializer(
+    config: OperatorConfig,
+    args: list[str],
+    mounts: list[dict[str, Any]],
+    env: list[dict[str, Any]],
+    env_from: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The storage-initializer container: `args` are its (uri, destination) pairs."""
+    container: dict[str, Any] = {
         "name": INITIALIZER,
         "image": config.storage_initializer.image,
-        "args": [storage_uri, MODEL_DIR],
+        "args": args,
         "resources": {
             "requests": {"cpu": "100m", "memory": "100Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
@@ -148,11 +275,37 @@ def _download_plan(
         "volumeMounts": mounts,
     }
     if env:
-        initializer["env"] = [{"name": name, "value": env[name]} for name in sorted(env)]
-    if secrets:
-        initializer["envFrom"] = [{"secretRef": {"name": name, "optional": True}} for name in secrets]
-    model_mount = {"name": DOWNLOAD_VOLUME, "mountPath": MODEL_DIR, "readOnly": True}
-    return StoragePlan(init_containers=(initializer,), volumes=tuple(volumes), model_mounts=(model_mount,))
+        container["env"] = sorted(env, key=lambda entry: str(entry["name"]))
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _download_plan(
+    args: list[str],
+    root: str,
+    schemes: set[str],
+    service_account: Mapping[str, Any],
+    config: OperatorConfig,
+) -> StoragePlan:
+    """An initializer fetching `args` into an emptyDir at `root`, with the ServiceAccount's credentials
+    for `schemes`."""
+    secrets = _secret_names(service_account)
+    env = _s3_env(service_account) if "s3" in schemes else {}
+    volumes: list[dict[str, Any]] = [{"name": DOWNLOAD_VOLUME, "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [_download_mount(root)]
+    if "gs" in schemes and secrets:
+        volumes.append({"name": GCS_VOLUME, "secret": {"secretName": secrets[0], "optional": True}})
+        mounts.append({"name": GCS_VOLUME, "mountPath": GCS_DIR, "readOnly": True})
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = f"{GCS_DIR}/{GCS_KEY}"
+    initializer = _initializer(
+        config,
+        args,
+        mounts,
+        [{"name": name, "value": value} for name, value in env.items()],
+        [{"secretRef": {"name": name, "optional": True}} for name in secrets],
+    )
+    return StoragePlan((initializer,), tuple(volumes), (_download_mount(root, read_only=True),))
 
 
 def _secret_names(service_account: Mapping[str, Any]) -> list[str]:

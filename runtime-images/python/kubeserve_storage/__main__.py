@@ -1,4 +1,5 @@
-"""`kubeserve-storage <uri> [dest]`: the init container's command. Exit 0 when the model is in place."""
+"""`kubeserve-storage <uri> [<dest>] [<uri> <dest>]...`: the init container's command (KServe's
+alternating pairs for storageUris). Exit 0 when every model is in place."""
 
 import argparse
 import logging
@@ -28,15 +29,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "dest", nargs="?", type=Path, default=DEFAULT_DEST, help="model directory (%(default)s)"
     )
+    parser.add_argument(
+        "more", nargs="*", metavar="uri dest", help="more locations, each with its own directory"
+    )
     args = parser.parse_args(argv)
+    if len(args.more) % 2:
+        parser.error(f"{args.more[-1]} has no destination: after the first, give uri and dest in pairs")
+    pairs = [(args.uri, args.dest), *zip(args.more[::2], map(Path, args.more[1::2]), strict=True)]
     logging.basicConfig(level=logging.INFO, format="kubeserve-storage: %(message)s", stream=sys.stderr)
-    try:
-        downloaded = fetch(args.uri, args.dest)
-    except StorageError as error:
-        print(f"kubeserve-storage: error: cannot fetch {args.uri}: {error}", file=sys.stderr)
-        return 1
-    if downloaded:
-        print(f"kubeserve-storage: {args.uri} is ready in {args.dest}", file=sys.stderr)
+    for uri, dest in pairs:
+        try:
+            downloaded = fetch(uri, dest)
+        except StorageError as error:
+            print(f"kubeserve-storage: error: cannot fetch {uri}: {error}", file=sys.stderr)
+            return 1
+        if downloaded:
+            print(f"kubeserve-storage: {uri} is ready in {dest}", file=sys.stderr)
     return 0
 
 

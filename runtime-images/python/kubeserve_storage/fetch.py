@@ -10,11 +10,13 @@ pod restart converges on the same content.
 """
 
 import logging
+import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-from kubeserve_storage import archive
+from kubeserve_storage import archive, storage_config
 from kubeserve_storage.errors import StorageError
 from kubeserve_storage.uri import BucketUri, HfUri, HttpUri, LocalUri, PvcUri, Source, parse
 
@@ -24,8 +26,11 @@ log = logging.getLogger("kubeserve_storage")
 def fetch(uri: str, dest: Path) -> bool:
     """Put the model at `uri` into the directory `dest`; raise StorageError saying why it cannot.
 
-    Returns False when there was nothing to download (pvc://, which the operator mounts).
+    Returns False when there was nothing to download (pvc://, which the operator mounts). A
+    storage-config entry in the environment (see `storage_config`) gives the bucket of a placeholder
+    URI and the S3 settings.
     """
+    uri, environ = storage_config.resolve(uri, os.environ)
     source = parse(uri)
     if isinstance(source, PvcUri):
         log.info(
@@ -46,7 +51,7 @@ def fetch(uri: str, dest: Path) -> bool:
         raise StorageError(f"cannot write beside {dest}: {error}") from error
     try:
         staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server running as another user
-        _download(source, staging)
+        _download(source, staging, environ)
         entries = list(staging.iterdir())
         if len(entries) == 1 and entries[0].is_file() and archive.is_archive(entries[0]):
             archive.unpack(entries[0])
@@ -61,13 +66,13 @@ def fetch(uri: str, dest: Path) -> bool:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _download(source: Source, into: Path) -> None:
+def _download(source: Source, into: Path, environ: Mapping[str, str]) -> None:
     """Hand the source to its backend; each imports its SDK only when its scheme is used."""
     match source:
         case BucketUri(scheme="s3"):
             from kubeserve_storage import s3
 
-            s3.download(source, into)
+            s3.download(source, into, environ)
         case BucketUri():
             from kubeserve_storage import gcs
 

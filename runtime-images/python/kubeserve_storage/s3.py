@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,13 +39,17 @@ _MISSING = frozenset({"404", "NoSuchBucket", "NoSuchKey"})
 
 @dataclass(frozen=True)
 class S3Settings:
-    """How to reach the bucket. Credentials are not here: boto3 reads AWS_ACCESS_KEY_ID and friends itself."""
+    """How to reach the bucket, and the keys to sign with; without keys, boto3's own chain finds them
+    (its web identity token, config files)."""
 
     endpoint_url: str | None
     region: str | None
     verify: bool | str
     virtual_host_style: bool
     anonymous: bool
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> S3Settings:
@@ -65,6 +68,9 @@ class S3Settings:
             # A custom endpoint (MinIO, Ceph, moto) usually serves path-style buckets only.
             virtual_host_style=flag(environ, "S3_USER_VIRTUAL_BUCKET", default=endpoint is None),
             anonymous=flag(environ, "awsAnonymousCredential", default=False),
+            access_key_id=environ.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=environ.get("AWS_SESSION_TOKEN") or None,
         )
 
     def client(self) -> S3Client:
@@ -77,13 +83,21 @@ class S3Settings:
             signature_version=UNSIGNED if self.anonymous else None,
         )
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.verify, config=config
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            verify=self.verify,
+            config=config,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
         )
 
 
-def download(uri: BucketUri, into: Path) -> None:
-    """Download every object the URI names into `into`."""
-    settings = S3Settings.from_env(os.environ)
+def download(uri: BucketUri, into: Path, environ: Mapping[str, str]) -> None:
+    """Download every object the URI names into `into`, configured by `environ` (see the package
+    docstring)."""
+    settings = S3Settings.from_env(environ)
     client = settings.client()
     with warnings.catch_warnings():
         if settings.verify is False:
