@@ -166,3 +166,26 @@ def test_the_command_stops_at_the_first_failure_naming_its_uri(s3: S3Server, tmp
     assert "cannot fetch s3://models/missing: no objects under prefix 'missing'" in result.stderr
     assert tree(tmp_path / "a") == MODEL
     assert not (tmp_path / "b").exists()
+
+
+def test_the_command_resolves_the_placeholder_as_the_pod_runs_it(bare_s3: S3Server, tmp_path: Path) -> None:
+    """The init container's own invocation: the placeholder URI, the entry in STORAGE_CONFIG."""
+    put_model(bare_s3)
+    result = run(
+        f"{PLACEHOLDER}sklearn/iris",
+        str(tmp_path / "models"),
+        env={"STORAGE_CONFIG": entry(bare_s3, secret="s3cr3t-value")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"{PLACEHOLDER}sklearn/iris is s3://models/sklearn/iris, from the storage-config entry"
+        in result.stderr
+    )
+    assert tree(tmp_path / "models") == MODEL
+    assert "s3cr3t-value" not in result.stderr  # the entry's keys are never logged
+
+
+def test_help_documents_the_storage_config_contract() -> None:
+    help_text = run("--help").stdout
+    for variable in ("STORAGE_CONFIG", "STORAGE_OVERRIDE_CONFIG", "<scheme-placeholder>://<path>"):
+        assert variable in help_text
