@@ -94,7 +94,11 @@ def refusal(kube: k8s.ApiClient, namespace: str, obj: dict[str, Any]) -> str:
 # (case, object, text the refusal must contain: the field's path, and for CEL rules part of the message)
 BAD = [
     ("no implementation", isvc({"minReplicas": 1}), "spec.predictor: Invalid value"),
-    ("model and containers", isvc({"model": MODEL, "containers": CONTAINERS}), "exactly one of model"),
+    (
+        "model and a container named as its own",
+        isvc({"model": MODEL, "containers": CONTAINERS}),
+        "none may be named kserve-container",
+    ),
     ("model and legacy key", isvc({"model": MODEL, "sklearn": {}}), "exactly one of model"),
     ("two legacy keys", isvc({"sklearn": {}, "xgboost": {}}), "exactly one of model"),
     (

@@ -247,3 +247,27 @@ def test_every_example_plans_with_the_shipped_runtimes() -> None:
     for path in sorted((REPO / "examples").glob("*.yaml")):
         plan = plan_service(example(path.name), inputs())
         assert plan.objects, path.name
+
+
+def test_containers_beside_a_model_run_in_its_pod_and_take_the_services_traffic() -> None:
+    transformer = {
+        "name": "transformer-container",
+        "image": "example/transformer:1",
+        "args": ["--predictor_host=localhost:8085"],
+        "ports": [{"containerPort": 9000, "protocol": "TCP"}],
+    }
+    spec = {"predictor": {**SKLEARN["predictor"], "containers": [transformer]}}
+    plan = plan_service(service(spec), inputs())
+    pod = by_key(plan)[("Deployment", "iris-predictor")]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["kserve-container", "transformer-container"]
+    assert pod["containers"][1]["securityContext"]["runAsNonRoot"] is True, "hardened like the rest"
+    ports = by_key(plan)[("Service", "iris-predictor")]["spec"]["ports"]
+    assert [p["targetPort"] for p in ports] == [9000]
+
+
+def test_a_container_beside_a_model_may_not_take_the_model_servers_name() -> None:
+    spec = {
+        "predictor": {**SKLEARN["predictor"], "containers": [{"name": "kserve-container", "image": "x:1"}]}
+    }
+    with pytest.raises(ValueError, match="none may be named kserve-container"):
+        service(spec)

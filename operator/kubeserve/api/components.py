@@ -342,18 +342,33 @@ class ComponentSpec(PodCommon):
     """Whether the ServiceAccount's token is mounted into the pods."""
 
 
+MODEL_CONTAINER = "kserve-container"
+"""KServe's name for the container that serves the model."""
+_MODEL_KEYS_SET = (
+    "[" + ", ".join(f"has(self.{key})" for key in ("model", *LEGACY_FRAMEWORKS)) + "].filter(x, x).size()"
+)
+
+
 class PredictorSpec(ComponentSpec):
     """The predictor: serves the model, given as model, custom containers, or a legacy framework key."""
 
     cel_rules = (
         CelRule(
-            expression="["
-            + ", ".join(f"has(self.{key})" for key in ("model", "containers", *LEGACY_FRAMEWORKS))
-            + "].filter(x, x).size() == 1",
+            expression=f"{_MODEL_KEYS_SET} == 1 || ({_MODEL_KEYS_SET} == 0 && has(self.containers))",
             message="predictor must set exactly one of model, containers, or one framework key ("
             + ", ".join(LEGACY_FRAMEWORKS)
-            + ")",
+            + "); containers may also run beside a model (a collocated transformer)",
             holds=lambda spec: len(spec.implementations()) == 1,
+        ),
+        CelRule(
+            expression=f"{_MODEL_KEYS_SET} == 0 || !has(self.containers) "
+            f"|| self.containers.all(c, c.name != '{MODEL_CONTAINER}')",
+            message="with a model, containers run beside the model server in its pod (a collocated "
+            f"transformer): none may be named {MODEL_CONTAINER}, which is the model server's container",
+            holds=lambda spec: (
+                not spec.collocated() or all(c.name != MODEL_CONTAINER for c in spec.collocated())
+            ),
+            field_path=".containers",
         ),
         CelRule(
             expression="!has(self.storageUris) || !("
@@ -403,8 +418,15 @@ class PredictorSpec(ComponentSpec):
     served; the predictor gets Ready False with reason Unsupported."""
 
     def implementations(self) -> list[str]:
-        """The keys that say how the model is served (model, containers, framework keys): one, if valid."""
-        return [key for key in ("model", "containers", *LEGACY_FRAMEWORKS) if getattr(self, key) is not None]
+        """The keys that say how the model is served (model or a framework key, else containers): one, if
+        valid. Containers beside a model are its collocated sidecars, not a second way to serve it."""
+        keys = [key for key in ("model", *LEGACY_FRAMEWORKS) if getattr(self, key) is not None]
+        return keys or (["containers"] if self.containers is not None else [])
+
+    def collocated(self) -> list[Container]:
+        """Containers that run beside the model server in its pod (KServe's collocated transformer)."""
+        model_set = any(getattr(self, key) is not None for key in ("model", *LEGACY_FRAMEWORKS))
+        return list(self.containers or []) if model_set else []
 
     def effective_model(self) -> ModelSpec | None:
         """The model to serve, a legacy framework key read as `model` of that format; None for containers."""

@@ -20,7 +20,7 @@ from kubeserve.planning.autoscaler import build_autoscaler, min_replicas, wants_
 from kubeserve.planning.deployment import ACCELERATOR_STRATEGY, DEFAULT_STRATEGY, build_deployment
 from kubeserve.planning.hardening import loosening
 from kubeserve.planning.placement import UnknownAcceleratorClass, plan_placement
-from kubeserve.planning.pods import PodParts, build_pod_template
+from kubeserve.planning.pods import PodParts, build_pod_template, entry_ports
 from kubeserve.planning.revisions import revision_name, template_hash
 from kubeserve.planning.rollout import (
     CANARY,
@@ -221,7 +221,7 @@ def plan_component(
         track_replicas(min_replicas(spec), rollout) if scaling.owns_replicas else (None, None)
     )
     metadata = naming.child_metadata(base_name, namespace, labels, owner)
-    ports = template["spec"]["containers"][0]["ports"]
+    ports = entry_ports(template, spec)
     objects: list[dict[str, Any]] = [
         build_service(metadata, selector, ports),
         build_deployment(

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubeserve.api.common import ContainerFields, PodCommon
-from kubeserve.api.components import ComponentSpec, ModelSpec
+from kubeserve.api.common import Container, ContainerFields, PodCommon
+from kubeserve.api.components import MODEL_CONTAINER, ComponentSpec, ModelSpec, PredictorSpec
 from kubeserve.api.inference_service import InferenceService
 from kubeserve.planning.hardening import harden, layered
 from kubeserve.planning.placement import Placement
@@ -26,7 +26,6 @@ from kubeserve.planning.server_settings import setting_variables
 from kubeserve.planning.storage import StoragePlan
 from kubeserve.planning.templating import TemplateContext, render_container
 
-SERVING_CONTAINER = "kserve-container"
 DEFAULT_PORT = 8080
 PREDICTOR_HOST_ENV = "PREDICTOR_HOST"
 CONTAINER_KEYS = frozenset(field.alias or name for name, field in ContainerFields.model_fields.items())
@@ -116,7 +115,8 @@ def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) 
 def _serving_containers(parts: PodParts) -> list[dict[str, Any]]:
     if parts.runtime is not None:
         runtime_containers = [c.to_dict() for c in parts.runtime.runtime.spec.containers]
-        return [_model_container(parts, runtime_containers), *runtime_containers[1:]]
+        collocated = [c.to_dict() for c in _collocated(parts.spec)]
+        return [_model_container(parts, runtime_containers), *runtime_containers[1:], *collocated]
     containers = [c.to_dict() for c in parts.spec.containers or []]
     if parts.predictor_host is not None and containers:
         first = containers[0]
@@ -134,8 +134,22 @@ def _serving_containers(parts: PodParts) -> list[dict[str, Any]]:
     return containers
 
 
+def _collocated(spec: ComponentSpec) -> list[Container]:
+    return spec.collocated() if isinstance(spec, PredictorSpec) else []
+
+
+def entry_ports(template: Mapping[str, Any], spec: ComponentSpec) -> list[dict[str, Any]]:
+    """The ports the component's Service sends requests to: a collocated transformer's, when it
+    declares some (it calls the model server inside the pod), else the serving container's."""
+    names = {c.name for c in _collocated(spec)}
+    containers = template["spec"]["containers"]
+    entry = next((c for c in containers if c["name"] in names and c.get("ports")), containers[0])
+    ports: list[dict[str, Any]] = entry["ports"]
+    return ports
+
+
 def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dict[str, Any]:
-    container["name"] = SERVING_CONTAINER if parts.runtime is not None else container["name"]
+    container["name"] = MODEL_CONTAINER if parts.runtime is not None else container["name"]
     if parts.storage.model_mounts:
         container["volumeMounts"] = [*container.get("volumeMounts", []), *parts.storage.model_mounts]
     if parts.placement.added_limits:
