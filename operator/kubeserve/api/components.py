@@ -284,7 +284,8 @@ class ComponentSpec(PodCommon):
     )
 
     containers: Annotated[list[Container], Field(min_length=1, max_length=16)] | None = None
-    """Custom containers, for a model server image of your own; the first one serves."""
+    """Custom containers, for a model server image of your own: the first one serves. Beside a model (in
+    the predictor), they run in the model server's pod instead, as a collocated transformer."""
     storage_uris: Annotated[list[StorageUri], Field(max_length=16)] | None = None
     """KServe's storageUris: several places to fetch from, each into its mountPath. The storage initializer
     downloads them in order (with the ServiceAccount's credentials) into one emptyDir mounted at the common
