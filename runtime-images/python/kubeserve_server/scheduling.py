@@ -14,8 +14,7 @@ request keeps its slot until then, so the model never has more calls at once tha
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -25,12 +24,38 @@ T = TypeVar("T")
 
 
 class Turn:
-    """One request's slot, held from its turn until its model call ends (not only until its answer)."""
+    """One request's slot (`async with`), held from its turn until its model call ends, not only
+    until its answer. A plain class, not a generator: it is on every request's path."""
 
-    def __init__(self, deadline: float | None, timeout: float, slots: asyncio.Semaphore | None) -> None:
-        self._deadline = deadline
+    def __init__(self, slots: asyncio.Semaphore | None, concurrency: int, timeout: float) -> None:
+        self._waiting_for = slots
+        self._slots: asyncio.Semaphore | None = None
+        self._concurrency = concurrency
         self._timeout = timeout
-        self._slots = slots
+        self._deadline: float | None = None
+
+    async def __aenter__(self) -> Turn:
+        """Wait for a slot (503, with Retry-After, if the deadline passes first), then hold it."""
+        if self._timeout:
+            self._deadline = asyncio.get_running_loop().time() + self._timeout
+        if self._waiting_for is not None:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    await self._waiting_for.acquire()
+            except TimeoutError:
+                raise QueueTimeout(
+                    f"the server is at its limit of {self._concurrency} requests at once "
+                    f"(--container_concurrency) and none finished within the request timeout of "
+                    f"{self._timeout:g}s (--request_timeout); retry, or add replicas"
+                ) from None
+            self._slots = self._waiting_for
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The request is over: if it never started a call, its slot is free now."""
+        if self._slots is not None:
+            self._slots.release()
+            self._slots = None
 
     async def result(self, call: asyncio.Future[T]) -> T:
         """The call's result, or 504 once the deadline passes; the call goes on, and keeps the slot."""
@@ -48,12 +73,6 @@ class Turn:
                 "(--request_timeout)"
             ) from None
 
-    def end(self) -> None:
-        """The request is over: if it never started a call, its slot is free now."""
-        if self._slots is not None:
-            self._slots.release()
-            self._slots = None
-
 
 class Scheduler:
     def __init__(self, concurrency: int = 0, timeout: float = 0.0) -> None:
@@ -67,25 +86,9 @@ class Scheduler:
         )
         self._large = ThreadPoolExecutor(1, thread_name_prefix="large-request")
 
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[Turn]:
-        """Wait for a slot (503, with Retry-After, if the deadline passes first), then hold it."""
-        deadline = asyncio.get_running_loop().time() + self.timeout if self.timeout else None
-        if self._slots is not None:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise QueueTimeout(
-                    f"the server is at its limit of {self.concurrency} requests at once "
-                    f"(--container_concurrency) and none finished within the request timeout of "
-                    f"{self.timeout:g}s (--request_timeout); retry, or add replicas"
-                ) from None
-        turn = Turn(deadline, self.timeout, self._slots)
-        try:
-            yield turn
-        finally:
-            turn.end()
+    def turn(self) -> Turn:
+        """Use as `async with scheduler.turn() as turn: ... await turn.result(call)`."""
+        return Turn(self._slots, self.concurrency, self.timeout)
 
     def call(self, function: Callable[[], T], *, large: bool = False) -> asyncio.Future[T]:
         """Start `function()`: in a thread for a large body or under a deadline, else inline, done at once."""
