@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import httpx
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
@@ -108,12 +109,14 @@ def test_concurrent_clients_share_model_calls_and_get_their_own_rows(
     assert histogram["count"] < len(slices) + 1, histogram
 
 
+# With a deadline, batches run in threads, and each request holds one of the slots until its batch ends.
+@pytest.mark.parametrize("limits", [[], ["--request_timeout=10", "--container_concurrency=12"]])
 def test_a_batch_is_sent_when_full_and_never_holds_more_than_the_size(
-    tmp_path: Path, sklearn_iris: Trained
+    tmp_path: Path, sklearn_iris: Trained, limits: list[str]
 ) -> None:
     """Twelve one-row clients, size 4 and a long latency: three full batches, none waiting for the latency."""
     features, model = sklearn_iris.features, sklearn_iris.model
-    args = ["--max_batch_size=4", "--max_batch_latency_ms=3000"]
+    args = ["--max_batch_size=4", "--max_batch_latency_ms=3000", *limits]
     with (
         running_server(tmp_path, sklearn_iris.model_dir, "sklearn", *args) as server,
         httpx.Client(base_url=server.url, timeout=30) as http,

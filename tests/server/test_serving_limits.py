@@ -117,6 +117,25 @@ def test_no_more_than_the_limit_run_at_once(
     assert max(probes) < 0.3, probes
 
 
+def test_waiting_requests_go_first_come_first_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One slot, 0.3 s calls, five requests sent 50 ms apart: they are answered in the order sent."""
+    args = ["--container_concurrency=1", "--request_timeout=30"]
+    with (
+        slow_server(tmp_path, monkeypatch, 0.3, *args) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
+        answered: list[int] = []
+
+        def send(index: int) -> None:
+            time.sleep(0.05 * index)
+            assert http.post("/v2/models/slow/infer", json=BODY).status_code == 200
+            answered.append(index)
+
+        with ThreadPoolExecutor(5) as pool:
+            list(pool.map(send, range(5)))
+    assert answered == [0, 1, 2, 3, 4]
+
+
 def test_the_deadline_answers_504_and_a_queued_request_503(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
