@@ -19,6 +19,9 @@ _ERROR = {
         }
     },
 }
+# 503 also when the request's deadline passed while it waited for a turn (--container_concurrency),
+# 504 when the model did not answer in time (--request_timeout).
+_INFER_ERRORS = {status: _ERROR for status in ("400", "404", "413", "415", "503", "504")}
 _PARAMETERS = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
 _TENSOR_META: dict[str, Any] = {
     "type": "object",
@@ -122,11 +125,7 @@ def openapi_document(model_name: str) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": _INFER_REQUEST}}},
             "responses": {
                 "200": _json_response("The outputs", _INFER_RESPONSE),
-                "400": _ERROR,
-                "404": _ERROR,
-                "413": _ERROR,
-                "415": _ERROR,
-                "503": _ERROR,
+                **_INFER_ERRORS,
             },
         }
     }
@@ -151,11 +150,7 @@ def openapi_document(model_name: str) -> dict[str, Any]:
                 "200": _json_response(
                     "The predictions", {"type": "object", "properties": {"predictions": {"type": "array"}}}
                 ),
-                "400": _ERROR,
-                "404": _ERROR,
-                "413": _ERROR,
-                "415": _ERROR,
-                "503": _ERROR,
+                **_INFER_ERRORS,
             },
         }
     }
