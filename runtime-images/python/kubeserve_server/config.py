@@ -170,9 +170,10 @@ def parser() -> argparse.ArgumentParser:
         "--request-timeout",
         type=_non_negative,
         default=0.0,
-        help="seconds an inference request may take from its whole body's arrival to its answer, queue "
-        "wait included: past it REST answers 504 (503 with Retry-After if it was still waiting for its "
-        "turn) and gRPC DEADLINE_EXCEEDED. Model calls then run in threads. 0 is no limit",
+        help="seconds an inference request may spend waiting for its turn plus in the model call (its "
+        "body's arrival has --body_timeout): past it REST answers 504 (503 with Retry-After if it was "
+        "still waiting for its turn) and gRPC DEADLINE_EXCEEDED. Model calls then run in threads. "
+        "0 is no limit",
     )
     p.add_argument(
         "--log_payload_mode",
