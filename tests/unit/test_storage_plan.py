@@ -150,18 +150,8 @@ def test_unsupported_uris_are_refused_with_the_choices(uri: str) -> None:
     with pytest.raises(StorageUriError) as caught:
         plan_storage(uri, None, CONFIG)
     assert str(caught.value) == (
-        f"storageUri {uri!r} is not supported: use gs://, s3://, https://, http://, hf://, "
-        "pvc://<claim>/<path> or an absolute path"
-    )
-
-
-@pytest.mark.parametrize("uri", ["oci://registry.example.com/models/iris:1", "oci://"])
-def test_oci_modelcars_are_refused_until_supported(uri: str) -> None:
-    """No init container can fetch an image: refuse at planning, so the condition says why."""
-    with pytest.raises(StorageUriError) as caught:
-        plan_storage(uri, service_account("creds"), CONFIG)
-    assert str(caught.value).startswith(
-        f"storageUri {uri!r}: oci:// model images (modelcars) are not supported yet; "
+        f"storageUri {uri!r} is not supported: use gs://, s3://, https://, http://, hf://, oci://, "
+        "oci+native://, pvc://<claim>/<path> or an absolute path"
     )
 
 

@@ -26,9 +26,10 @@ FORMAT_PROTOCOLS: dict[str, ProtocolVersion] = {"triton": "v2", "vllm": "v2"}
 """The protocol a model of these formats is served with when protocolVersion is unset, as KServe
 defaults it: their servers speak no v1. Every other format counts as v1."""
 
-STORAGE_URI_PATTERN = r"^((gs|s3|https?|hf|oci)://.+|pvc://[^/]+(/.*)?|/.+)$"
-"""Schemes the storage initializer fetches from, plus `pvc://<claim>/<path>` (mounted) and absolute paths
-(already in the image or on a volume). RE2 and Python `re` read it alike."""
+STORAGE_URI_PATTERN = r"^((gs|s3|https?|hf|oci|oci[+]native)://.+|pvc://[^/]+(/.*)?|/.+)$"
+"""Schemes the storage initializer fetches from, model images (`oci://`, `oci+native://`), plus
+`pvc://<claim>/<path>` (mounted) and absolute paths (already in the image or on a volume). RE2 and Python
+`re` read it alike."""
 _STORAGE_URI = re.compile(STORAGE_URI_PATTERN)
 PARENT_SEGMENT_PATTERN = "^[^?#]*/[.][.]([/?#]|$)"
 """A `..` segment in the path of a URI (before any query or fragment) or of an absolute path: a bucket
@@ -159,8 +160,8 @@ class PredictorExtensionSpec(ContainerFields):
     cel_rules = (
         CelRule(
             expression=f"!has(self.storageUri) || self.storageUri.matches('{STORAGE_URI_PATTERN}')",
-            message="storageUri must start with gs://, s3://, https://, http://, hf://, oci:// or "
-            "pvc://<claim>/, or be an absolute path",
+            message="storageUri must start with gs://, s3://, https://, http://, hf://, oci://, "
+            "oci+native:// or pvc://<claim>/, or be an absolute path",
             holds=lambda spec: (
                 spec.storage_uri is None or _STORAGE_URI.fullmatch(spec.storage_uri) is not None
             ),
@@ -207,9 +208,12 @@ class PredictorExtensionSpec(ContainerFields):
 
     storage_uri: str | None = Field(default=None, max_length=2048)
     """Where the model is: gs://, s3://, https://, http:// and hf:// are downloaded into /mnt/models;
-    pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is. oci:// (KServe's
-    modelcars) is accepted but not served yet: the predictor's condition says so. A '..' path segment is
-    refused."""
+    pvc://<claim>/<path> is mounted there read-only; an absolute path is used as it is. oci://<image> is
+    KServe's modelcar: the image runs as a sidecar in a pod sharing its process namespace, and the server
+    reads the image's /models at /mnt/models through /proc (the image needs sh, ln and sleep; both run as
+    the server's runAsUser and runAsGroup, 1000 when unset). oci+native://<image> mounts the image's /models
+    at /mnt/models as a Kubernetes image volume (ImageVolume); a cluster without it refuses the Deployment,
+    which the ChildRejected condition shows. A '..' path segment is refused."""
     storage: StorageSpec | None = None
     """KServe's StorageSpec: the model at storage.path in the bucket that an entry of the storage-config
     Secret describes, downloaded into /mnt/models by the storage initializer, which reads the entry through

@@ -6,7 +6,10 @@ runtime's of the same name, and any other container field it sets (resources,
 ports, probes) replaces the runtime's. Pod-level fields of the runtime come
 first and the component's are laid over them. Unlike KServe, a securityContext
 merges field by field, and every container starts from the `restricted` level
-(`hardening`).
+(`hardening`). The storage plan's sidecars (a modelcar) follow the serving
+containers; when they share the pod's processes, the model server, the sidecars
+and the storage plan's init containers run as one user and group
+(`storage.shared_identity`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from kubeserve.planning.hardening import harden, layered
 from kubeserve.planning.placement import Placement
 from kubeserve.planning.runtime_selection import RuntimeChoice
 from kubeserve.planning.server_settings import setting_variables
-from kubeserve.planning.storage import StoragePlan
+from kubeserve.planning.storage import StoragePlan, shared_identity
 from kubeserve.planning.templating import TemplateContext, render_container
 
 DEFAULT_PORT = 8080
@@ -152,6 +155,8 @@ def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dic
     container["name"] = MODEL_CONTAINER if parts.runtime is not None else container["name"]
     if parts.storage.model_mounts:
         container["volumeMounts"] = [*container.get("volumeMounts", []), *parts.storage.model_mounts]
+    if parts.storage.server_env:
+        container["env"] = _merge_env(list(parts.storage.server_env), container.get("env", []))
     if parts.placement.added_limits:
         resources = container.setdefault("resources", {})
         resources["limits"] = {**resources.get("limits", {}), **parts.placement.added_limits}
@@ -163,25 +168,39 @@ def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dic
     return {key: value for key, value in container.items() if value not in ([], {}, None)}
 
 
+def _as(identity: Mapping[str, int], container: dict[str, Any]) -> dict[str, Any]:
+    return {**container, "securityContext": {**container["securityContext"], **identity}}
+
+
 def build_pod_template(parts: PodParts, labels: Mapping[str, str]) -> dict[str, Any]:
     """The pod template (without its revision label, which is derived from it)."""
+    storage = parts.storage
     containers = _serving_containers(parts)
     containers[0] = _finish_serving_container(containers[0], parts)
     runtime: PodCommon = parts.runtime.runtime.spec if parts.runtime else PodCommon()
     component = parts.spec
-    spec: dict[str, Any] = {"containers": [harden(container) for container in containers]}
+    hardened = [harden(container) for container in [*containers, *storage.sidecars]]
+    storage_init = [harden(container) for container in storage.init_containers]
+    spec: dict[str, Any] = {"containers": hardened}
     runtime_dict, component_dict = runtime.to_dict(), component.to_dict()
     for key in _POD_FIELDS:
         value = component_dict.get(key, runtime_dict.get(key))
         if value is not None:
             spec[key] = value
-    init = [*parts.storage.init_containers, *(c.to_dict() for c in parts.spec.init_containers or [])]
+    if storage.shares_processes:
+        spec["shareProcessNamespace"] = True
+        identity = shared_identity(hardened[0]["securityContext"], spec.get("securityContext") or {})
+        shared = len(hardened) - len(storage.sidecars)
+        hardened[0] = _as(identity, hardened[0])
+        hardened[shared:] = [_as(identity, container) for container in hardened[shared:]]
+        storage_init = [_as(identity, container) for container in storage_init]
+    init = [*storage_init, *(harden(c.to_dict()) for c in parts.spec.init_containers or [])]
     if init:
-        spec["initContainers"] = [harden(container) for container in init]
+        spec["initContainers"] = init
     volumes = [
         *(v.to_dict() for v in runtime.volumes or []),
         *(v.to_dict() for v in component.volumes or []),
-        *parts.storage.volumes,
+        *storage.volumes,
     ]
     if volumes:
         spec["volumes"] = volumes

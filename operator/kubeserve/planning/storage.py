@@ -3,9 +3,20 @@
 - `gs://`, `s3://`, `http(s)://`, `hf://`: the storage initializer
   (kubeserve_storage) runs as an init container and downloads into an emptyDir
   that the model server mounts read-only.
-- `oci://` (KServe's modelcar, an image run as a sidecar that shares its files):
-  refused with a StorageUriError, since no init container can fetch it; the
-  component then reports InvalidStorageUri instead of a pod stuck in Init.
+- `oci://<image>` (KServe's modelcar): the model image runs as a sidecar,
+  `modelcar`, in a pod that shares one process namespace; it links
+  /mnt/models, in an emptyDir mounted at /mnt, to `/proc/<its pid>/root/models`
+  and sleeps, so the model server reads the image's /models through /proc. An
+  init container on the same image, `modelcar-init`, has the kubelet pull it
+  before the model server starts, and fails (its message on the condition)
+  when the image has no /models. Reading another container's root through
+  /proc is a ptrace-mode check: without capabilities, the reader's user AND
+  group must equal the sidecar's, so both run as one identity
+  (`shared_identity`).
+- `oci+native://<image>`: the image is a Kubernetes image volume (the
+  ImageVolume feature), its /models mounted read-only at /mnt/models, with no
+  sidecar. Always planned so: an API server without the feature refuses the
+  Deployment, and that refusal becomes the ChildRejected condition.
 - `pvc://<claim>/<path>`: the claim is mounted read-only at /mnt/models, with
   `<path>` as its subPath; nothing is downloaded.
 - An absolute path: the model is already in the image or on a volume the
@@ -40,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubeserve.api.common import IMAGE_PATTERN
 from kubeserve.api.components import PredictorExtensionSpec, StorageSpec, StorageUri
 from kubeserve.config import OperatorConfig
 
@@ -51,6 +63,20 @@ GCS_VOLUME = "kserve-gcs-credentials"
 GCS_DIR = "/var/secrets/gcs"
 GCS_KEY = "gcloud-application-credentials.json"
 DOWNLOAD_SCHEMES = frozenset({"gs", "s3", "http", "https", "hf"})
+NON_ROOT_ID = 1000
+"""The user (and group) Kubeserve's own containers run as, as its images declare them."""
+
+MODELCAR = "modelcar"
+MODELCAR_INIT = "modelcar-init"
+IMAGE_MODEL_DIR = "/models"
+"""Where a model image keeps its files, by KServe's modelcar convention."""
+MODELCAR_RESOURCES = {"cpu": "10m", "memory": "15Mi"}
+"""KServe's defaults for the modelcar containers, which only link, list and sleep; requests equal limits."""
+MODEL_INIT_MODE = {"name": "MODEL_INIT_MODE", "value": "async"}
+"""Tells KServe's model servers that the model directory may appear after they start (the sidecar links
+it in parallel) so they wait for it."""
+IMAGE_VOLUME = "mnt-models"
+_IMAGE = re.compile(IMAGE_PATTERN)
 
 ANNOTATION_PREFIXES = ("serving.kubeserve.io/", "serving.kserve.io/")
 """Prefixes of the ServiceAccount's S3 annotations; Kubeserve's own wins over KServe's."""
@@ -76,6 +102,11 @@ PLACEHOLDER_SCHEME = "<scheme-placeholder>"
 """KServe's stand-in for the scheme and bucket of a storage.path: only the storage-config entry, which
 the initializer reads and the operator never does, knows them."""
 
+STORAGE_URI_CHOICES = (
+    "gs://, s3://, https://, http://, hf://, oci://, oci+native://, pvc://<claim>/<path> or an absolute path"
+)
+STORAGE_URIS_CHOICES = "gs://, s3://, https://, http://, hf:// or pvc://<claim>/<path>"
+
 _CLAIM_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -89,6 +120,13 @@ class StoragePlan:
     model_mounts: tuple[dict[str, Any], ...]
     model_dir: str = MODEL_DIR
     """Where the model server finds the model: /mnt/models, or the storageUri itself for a local path."""
+    sidecars: tuple[dict[str, Any], ...] = ()
+    """Containers that run beside the model server (the modelcar)."""
+    server_env: tuple[dict[str, Any], ...] = ()
+    """Environment the model server gets unless it sets the same names itself."""
+    shares_processes: bool = False
+    """The pod shares one process namespace, and the model server, the sidecars and these init containers
+    run as one user and group (`shared_identity`)."""
 
 
 class StorageUriError(ValueError):
@@ -123,25 +161,91 @@ def plan_storage(
     if scheme == "pvc" and separator:
         volume, mount = _claim(storage_uri, rest, PVC_VOLUME, MODEL_DIR)
         return StoragePlan(init_containers=(), volumes=(volume,), model_mounts=(mount,))
+    if scheme == "oci" and separator:
+        return _modelcar_plan(_image_reference(storage_uri, scheme, rest))
+    if scheme == "oci+native" and separator:
+        return _image_volume_plan(_image_reference(storage_uri, scheme, rest))
     _check_download(storage_uri)
     return _download_plan([storage_uri, MODEL_DIR], MODEL_DIR, {scheme}, service_account or {}, config)
 
 
-def _check_download(uri: str) -> None:
-    """Refuse a URI the storage initializer cannot download, saying what would work."""
+def _check_download(uri: str, field: str = "storageUri", choices: str = STORAGE_URI_CHOICES) -> None:
+    """Refuse a URI the storage initializer cannot download, saying what would work in `field`."""
     scheme, separator, rest = uri.partition("://")
-    if scheme == "oci" and separator:
-        raise StorageUriError(
-            f"storageUri {uri!r}: oci:// model images (modelcars) are not supported yet; "
-            "publish the model to gs://, s3://, https://, hf:// or a PersistentVolumeClaim (pvc://) instead"
-        )
     if not (scheme in DOWNLOAD_SCHEMES and separator):
-        raise StorageUriError(
-            f"storageUri {uri!r} is not supported: use gs://, s3://, https://, http://, hf://, "
-            "pvc://<claim>/<path> or an absolute path"
-        )
+        raise StorageUriError(f"{field} {uri!r} is not supported: use {choices}")
     if not rest:
-        raise StorageUriError(f"storageUri {uri!r} says nothing after {scheme}://")
+        raise StorageUriError(f"{field} {uri!r} says nothing after {scheme}://")
+
+
+def _image_reference(uri: str, scheme: str, rest: str) -> str:
+    """The image an oci:// or oci+native:// URI names, checked against the image reference grammar."""
+    if not rest:
+        raise StorageUriError(f"storageUri {uri!r} says nothing after {scheme}://: name the model image")
+    if not _IMAGE.fullmatch(rest):
+        raise StorageUriError(
+            f"storageUri {uri!r}: {rest!r} is not an image reference; use {scheme}://[registry[:port]/]"
+            "path[:tag][@sha256:<64 hex digits>], the path in lowercase"
+        )
+    return rest
+
+
+def _modelcar_container(name: str, image: str, script: str) -> dict[str, Any]:
+    """A container on the model image running `script` with `sh` (a modelcar image carries a shell, as
+    KServe's do); `command` replaces any entrypoint the image has."""
+    return {
+        "name": name,
+        "image": image,
+        "command": ["sh", "-c", script],
+        "resources": {"requests": dict(MODELCAR_RESOURCES), "limits": dict(MODELCAR_RESOURCES)},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def _modelcar_plan(image: str) -> StoragePlan:
+    """KServe's modelcar: the sidecar links MODEL_DIR to its own /models through /proc and sleeps; the
+    init container pulls the image first and checks it has a model. The kubelet reduces `$$` in a command
+    to `$` (its escape for `$(VAR)`), so `$$$$` reaches the shell as `$$`, its pid. `ln -n` replaces the
+    link a previous run of the sidecar left (to a pid now gone) instead of writing inside it; `exec`
+    keeps the pid the link names while making `sleep` the one process that receives SIGTERM."""
+    parent = posixpath.dirname(MODEL_DIR)
+    link = f"ln -sfn /proc/$$$$/root{IMAGE_MODEL_DIR} {MODEL_DIR} && exec sleep infinity"
+    check = (
+        f'[ -d {IMAGE_MODEL_DIR} ] && [ -n "$$(ls -A {IMAGE_MODEL_DIR})" ] '
+        f"|| {{ echo 'this model image has no files in {IMAGE_MODEL_DIR}, where a modelcar image keeps its "
+        "model' >&2; exit 1; }"
+    )
+    sidecar = _modelcar_container(MODELCAR, image, link)
+    sidecar["volumeMounts"] = [{"name": DOWNLOAD_VOLUME, "mountPath": parent}]
+    return StoragePlan(
+        init_containers=(_modelcar_container(MODELCAR_INIT, image, check),),
+        volumes=({"name": DOWNLOAD_VOLUME, "emptyDir": {}},),
+        model_mounts=({"name": DOWNLOAD_VOLUME, "mountPath": parent, "readOnly": True},),
+        sidecars=(sidecar,),
+        server_env=(MODEL_INIT_MODE,),
+        shares_processes=True,
+    )
+
+
+def _image_volume_plan(image: str) -> StoragePlan:
+    """The model image as an image volume, its /models at MODEL_DIR (image volumes are read-only)."""
+    mount = {
+        "name": IMAGE_VOLUME,
+        "mountPath": MODEL_DIR,
+        "readOnly": True,
+        "subPath": IMAGE_MODEL_DIR.lstrip("/"),
+    }
+    return StoragePlan((), ({"name": IMAGE_VOLUME, "image": {"reference": image}},), (mount,))
+
+
+def shared_identity(server: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, int]:
+    """The runAsUser and runAsGroup of a pod that reads the modelcar through /proc: the model server's
+    (its securityContext `server`, else the pod's `pod`), else NON_ROOT_ID; the group defaults to the
+    user's number. The kernel lets a process without capabilities into another's /proc/<pid>/root only
+    when its user and group both equal the other's, so every container of the exchange gets both."""
+    user = next((v for v in (server.get("runAsUser"), pod.get("runAsUser")) if v is not None), NON_ROOT_ID)
+    group = next((v for v in (server.get("runAsGroup"), pod.get("runAsGroup")) if v is not None), user)
+    return {"runAsUser": user, "runAsGroup": group}
 
 
 def _claim(storage_uri: str, rest: str, volume_name: str, mount_path: str) -> tuple[dict[str, Any], ...]:
@@ -210,7 +314,7 @@ def _storage_uris_plan(
             volumes.append(volume)
             mounts.append(mount)
         else:
-            _check_download(entry.uri)
+            _check_download(entry.uri, "storageUris[].uri", STORAGE_URIS_CHOICES)
             args += [entry.uri, path]
             downloads.append(path)
     every_path = [mount["mountPath"] for mount in mounts] + downloads
@@ -266,7 +370,7 @@ def _initializer(
         },
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": 1000,
+            "runAsUser": NON_ROOT_ID,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
