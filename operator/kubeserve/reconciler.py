@@ -23,7 +23,15 @@ from kubeserve.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from kubeserve.apply.applier import sync_children
 from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.decoding import SPEC_DEPTH, too_deep
-from kubeserve.apply.resources import CHILD_KINDS, HTTP_ROUTE, INFERENCE_SERVICE, VIRTUAL_SERVICE, Resource
+from kubeserve.apply.resources import (
+    CHILD_KINDS,
+    HTTP_ROUTE,
+    INFERENCE_SERVICE,
+    OPTIONAL_KINDS,
+    SCALED_OBJECT,
+    VIRTUAL_SERVICE,
+    Resource,
+)
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event, timestamp
 from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
@@ -98,9 +106,9 @@ class Reconciler:
         # wait here holding nothing, and events that arrive meanwhile fold into their one reconcile.
         self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._served: dict[Resource, bool] | None = None
-        """Whether the cluster serves each traffic resource: asked once, then kept by CRD events."""
-        self.traffic_served = {r: asyncio.Event() for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
-        """Set while kopf's CRD watch says the resource is served: what a route follower waits for."""
+        """Whether the cluster serves each optional resource: asked once, then kept by CRD events."""
+        self.optional_served = {r: asyncio.Event() for r in OPTIONAL_KINDS}
+        """Set while kopf's CRD watch says the resource is served: what its follower waits for."""
         self.active = asyncio.Event()
         """Set while this replica may write: always without leader election, else while it leads."""
         self.active.set()
@@ -119,26 +127,30 @@ class Reconciler:
     def in_progress(self) -> int:
         return self._in_progress
 
-    async def backend(self) -> Backend:
-        """The traffic backend in effect; the first call asks the API server what it serves."""
+    async def served(self) -> dict[Resource, bool]:
+        """Which optional resources the cluster serves; the first call asks the API server."""
         async with self._discovery:  # one discovery, not one per service reconciled at start-up
             if self._served is None:
-                self._served = {r: await self.api.serves(r) for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
-                logger.info("traffic backend: %s", self._backend_of(self._served))
-        return self._backend_of(self._served)
+                self._served = {r: await self.api.serves(r) for r in OPTIONAL_KINDS}
+                logger.info(
+                    "traffic backend: %s; KEDA ScaledObjects served: %s",
+                    self._backend_of(self._served),
+                    self._served[SCALED_OBJECT],
+                )
+        return self._served
 
     def _backend_of(self, served: dict[Resource, bool]) -> Backend:
         return effective_backend(self.config.traffic.backend, served[HTTP_ROUTE], served[VIRTUAL_SERVICE])
 
-    def traffic_resource_changed(self, resource: Resource, served: bool) -> None:
-        """A traffic CRD came or went: re-plan every service if that changes what is served.
+    def optional_resource_changed(self, resource: Resource, served: bool) -> None:
+        """An optional CRD came or went: re-plan every service if that changes what is served.
 
         When a CRD goes, its objects went with it, and no watch will say so.
         """
         if served:
-            self.traffic_served[resource].set()
+            self.optional_served[resource].set()
         else:
-            self.traffic_served[resource].clear()
+            self.optional_served[resource].clear()
         if self._served is None or self._served.get(resource) == served:
             return
         self._served[resource] = served
@@ -257,6 +269,7 @@ class Reconciler:
             await self._refuse(body, "InvalidSpec", explain(error))
             return
         uid = service.metadata.uid
+        served = await self.served()
         inputs = PlanInputs(
             config=self.config,
             namespaced_runtimes=_valid(ServingRuntime, self.view.all("ServingRuntime", namespace)),
@@ -265,7 +278,8 @@ class Reconciler:
                 sa["metadata"]["name"]: sa for sa in self.view.all("ServiceAccount", namespace)
             },
             tracks=_track_states(self.view, namespace, name, uid),
-            backend=await self.backend(),
+            backend=self._backend_of(served),
+            keda=served[SCALED_OBJECT],
         )
         plan, problem = None, None
         try:

@@ -83,6 +83,7 @@ RECONCILE_GRANTS = [
     *_grants("autoscaling", "horizontalpodautoscalers", CHILD_VERBS),
     *_grants("gateway.networking.k8s.io", "httproutes", CHILD_VERBS),
     *_grants("networking.istio.io", "virtualservices", CHILD_VERBS),
+    *_grants("keda.sh", "scaledobjects", CHILD_VERBS),
     *_grants("", "pods serviceaccounts", "list watch"),
     *_grants("", "events", "create"),
 ]

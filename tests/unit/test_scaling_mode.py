@@ -14,7 +14,7 @@ SCALING = {"predictor": {**SKLEARN["predictor"], "minReplicas": 2, "maxReplicas"
 
 
 def _kinds_and_replicas(annotations: dict[str, str], spec: dict[str, Any] = SCALING) -> dict[str, Any]:
-    plan = plan_service(service(spec, annotations=annotations), inputs())
+    plan = plan_service(service(spec, annotations=annotations), inputs(keda=True))
     return {o["kind"]: o["spec"].get("replicas", "unset") for o in plan.objects}
 
 
@@ -27,7 +27,7 @@ def _notes(annotations: dict[str, str], spec: dict[str, Any] = SCALING) -> tuple
     [
         (None, {"Deployment": "unset", "Service": "unset", "HorizontalPodAutoscaler": "unset"}),
         ("hpa", {"Deployment": "unset", "Service": "unset", "HorizontalPodAutoscaler": "unset"}),
-        ("keda", {"Deployment": "unset", "Service": "unset", "HorizontalPodAutoscaler": "unset"}),
+        ("keda", {"Deployment": "unset", "Service": "unset", "ScaledObject": "unset"}),
         ("none", {"Deployment": 2, "Service": "unset"}),
         ("external", {"Deployment": "unset", "Service": "unset"}),
     ],
@@ -53,8 +53,16 @@ def test_raw_modes_are_honoured_silently_and_others_are_said() -> None:
     assert _notes({DEPLOYMENT_MODE: "Standard"}) == ()
     (note,) = _notes({DEPLOYMENT_MODE: "Serverless"})
     assert note.startswith(f"metadata.annotations[{DEPLOYMENT_MODE}]=Serverless: ") and "Standard" in note
-    (note,) = _notes({AUTOSCALER_CLASS: "keda"})
-    assert "KEDA ScaledObjects are not built yet" in note and "spec.predictor" in note
+
+
+def test_keda_without_keda_installed_is_a_clear_refusal_naming_the_annotation() -> None:
+    with pytest.raises(PlanningError) as refused:
+        plan_service(service(SCALING, annotations={AUTOSCALER_CLASS: "keda"}), inputs(keda=False))
+    assert refused.value.reason == "KedaNotInstalled"
+    assert f"metadata.annotations[{AUTOSCALER_CLASS}]=keda: KEDA is not installed" in refused.value.message
+    fixed = {"predictor": {**SKLEARN["predictor"], "minReplicas": 2}}
+    plan = plan_service(service(fixed, annotations={AUTOSCALER_CLASS: "keda"}), inputs(keda=False))
+    assert [o["kind"] for o in plan.objects] == ["Service", "Deployment"], "nothing to scale, nothing needed"
 
 
 def test_min_replicas_zero_is_said_not_silently_floored() -> None:

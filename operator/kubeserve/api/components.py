@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from kubeserve.api.common import (
     IMAGE_DIGEST_PATTERN,
@@ -274,6 +274,234 @@ class BatcherSpec(ApiModel):
     shipped runtime reads, so setting it gives the FieldsSupported condition."""
 
 
+MetricTargetType = Literal["Utilization", "AverageValue", "Value"]
+MetricQuantity = Annotated[
+    int | Annotated[str, Field(max_length=64)],
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
+            "maxLength": 64,
+        }
+    ),
+]
+"""A metric target, as a Kubernetes quantity (`2`, `500m`, `2Gi`); bounded, so CEL rules may read it."""
+_TARGET_VALUE_FIELD = {
+    "Utilization": ("averageUtilization", "average_utilization"),
+    "AverageValue": ("averageValue", "average_value"),
+    "Value": ("value", "value"),
+}
+"""Each target type's value field: (JSON name, Python name)."""
+
+
+class MetricTarget(ApiModel):
+    """The value a metric is held at (KServe's MetricTarget, as in autoscaling/v2)."""
+
+    cel_rules = (
+        CelRule(
+            expression=" && ".join(
+                f"(self.type != '{kind}' || has(self.{field}))"
+                for kind, (field, _) in _TARGET_VALUE_FIELD.items()
+            ),
+            message="autoScaling target: type Utilization needs averageUtilization, AverageValue needs "
+            "averageValue, Value needs value",
+            holds=lambda target: getattr(target, _TARGET_VALUE_FIELD[target.type][1]) is not None,
+        ),
+    )
+
+    type: MetricTargetType
+    """Utilization (percent of the pods' request), AverageValue (per replica) or Value (in total)."""
+    average_utilization: int | None = Field(default=None, ge=1, le=100)
+    """Percent of the resource request, averaged over the replicas; for type Utilization."""
+    average_value: MetricQuantity | None = None
+    """Quantity averaged over the replicas (`500m`, `2Gi`); for type AverageValue."""
+    value: MetricQuantity | None = None
+    """Quantity of the whole metric (`2`, `100.5`); for type Value."""
+
+
+class ResourceMetricSource(ApiModel):
+    """cpu or memory of the pods, as the HPA (or KEDA's cpu and memory scalers) reads it."""
+
+    cel_rules = (
+        CelRule(
+            expression="self.target.type != 'Value'",
+            message="autoScaling resource target.type must be Utilization or AverageValue: cpu and memory "
+            "are per replica",
+            holds=lambda source: source.target.type != "Value",
+            field_path=".target.type",
+        ),
+    )
+
+    name: Literal["cpu", "memory"]
+    """The resource: cpu or memory."""
+    target: MetricTarget
+    """The utilization or average value to hold it at."""
+
+
+class ExternalMetric(ApiModel):
+    """A query to a metrics backend, which KEDA runs (KServe's ExternalMetrics)."""
+
+    backend: Literal["prometheus", "graphite"]
+    """The backend KEDA queries, by its scaler's name."""
+    server_address: str = Field(min_length=1, max_length=2048)
+    """Address of the backend, for example http://prometheus.monitoring:9090."""
+    query: str = Field(min_length=1, max_length=8192)
+    """The query whose result is compared with the target (PromQL for prometheus)."""
+    namespace: str | None = Field(default=None, max_length=253)
+    """Tenant namespace of the query, for a multi-tenant prometheus."""
+
+
+class AuthenticationRef(ApiModel):
+    """A KEDA TriggerAuthentication, by name."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the TriggerAuthentication in the service's namespace."""
+
+
+class ExternalAuthentication(ApiModel):
+    """How KEDA authenticates to the backend (KServe's ExtMetricAuthentication)."""
+
+    authentication_ref: AuthenticationRef
+    """The TriggerAuthentication that holds the credentials."""
+    auth_modes: str | None = Field(default=None, max_length=63)
+    """KEDA's authModes of the scaler: bearer, basic or tls."""
+
+
+PLAIN_NUMBER = r"^[0-9]+([.][0-9]+)?$"
+"""A threshold as KEDA's scalers parse it (a float), without a quantity's suffix."""
+
+
+class ExternalTarget(MetricTarget):
+    """The threshold of a query: a plain number, since KEDA passes it to its scaler as written."""
+
+    cel_rules = (
+        CelRule(
+            expression=f"!has(self.value) || type(self.value) == int || self.value.matches('{PLAIN_NUMBER}')",
+            message="autoScaling external target.value must be a plain number such as '2' or '100.5': it is "
+            "KEDA's threshold",
+            holds=lambda target: (
+                target.value is None or re.fullmatch(PLAIN_NUMBER, str(target.value)) is not None
+            ),
+            field_path=".value",
+        ),
+    )
+
+
+class ExternalMetricSource(ApiModel):
+    """A metric from outside the pods, such as a Prometheus query: only KEDA (the keda autoscaler class)
+    acts on it; the HPA cannot, and says so in FieldsSupported."""
+
+    cel_rules = (
+        CelRule(
+            expression="self.target.type == 'Value'",
+            message="autoScaling external target.type must be Value: the query's threshold, as in KServe",
+            holds=lambda source: source.target.type == "Value",
+            field_path=".target.type",
+        ),
+    )
+
+    metric: ExternalMetric
+    """The backend and query."""
+    target: ExternalTarget
+    """The threshold (type Value): KEDA adds a replica for each threshold's worth of the query's result."""
+    authentication_ref: ExternalAuthentication | None = None
+    """Credentials for the backend, through a KEDA TriggerAuthentication."""
+
+
+MetricSourceType = Literal["Resource", "External", "PodMetric"]
+
+
+class MetricsSpec(ApiModel):
+    """One metric to scale on: `type` and the one matching field (KServe's MetricsSpec)."""
+
+    cel_rules = (
+        CelRule(
+            expression="self.type != 'PodMetric'",
+            message="autoScaling.metrics type PodMetric is not supported: it needs KServe's OpenTelemetry "
+            "collector sidecar; use type External with a prometheus query",
+            holds=lambda metric: metric.type != "PodMetric",
+            field_path=".type",
+        ),
+        CelRule(
+            expression="(self.type == 'Resource') == has(self.resource) "
+            "&& (self.type == 'External') == has(self.external)",
+            message="autoScaling.metrics: type Resource sets resource, type External sets external, and no "
+            "other field",
+            holds=lambda metric: (
+                (metric.type == "Resource") == (metric.resource is not None)
+                and (metric.type == "External") == (metric.external is not None)
+            ),
+        ),
+    )
+
+    type: MetricSourceType
+    """Resource (cpu or memory of the pods) or External (a backend's query, through KEDA)."""
+    resource: ResourceMetricSource | None = None
+    """The resource metric, for type Resource."""
+    external: ExternalMetricSource | None = None
+    """The backend's query, for type External."""
+    podmetric: KubeObject | None = None
+    """KServe's OpenTelemetry pod metric; refused (no collector sidecar here)."""
+
+
+class KedaFallback(ApiModel):
+    """Replicas to hold while KEDA cannot read the metrics (KServe's KEDAFallback)."""
+
+    failure_threshold: int = Field(ge=0)
+    """Failed reads in a row before falling back."""
+    replicas: int = Field(ge=0)
+    """Replicas meanwhile (a canary track gets its share of them)."""
+    behavior: Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"] = (
+        "static"
+    )
+    """Whether the current count counts too: static (the default) holds `replicas`."""
+
+
+class KedaScalingConfig(ApiModel):
+    """Options of the KEDA ScaledObject (KServe's KEDAScalingConfig), for the keda autoscaler class."""
+
+    polling_interval: int | None = Field(default=None, ge=1)
+    """Seconds between reads of each trigger; KEDA's default is 30."""
+    cooldown_period: int | None = Field(default=None, ge=0)
+    """Seconds after the last active trigger before scaling back to minReplicas; KEDA's default is 300."""
+    initial_cooldown_period: int | None = Field(default=None, ge=0)
+    """Seconds after the ScaledObject is created before its triggers are read (a model loading)."""
+    idle_replica_count: int | None = Field(default=None, ge=0)
+    """Replicas while no trigger is active; below minReplicas."""
+    fallback: KedaFallback | None = None
+    """Replicas to hold while the metrics cannot be read."""
+
+
+class AutoScalingSpec(ApiModel):
+    """KServe's autoScaling: the metrics to scale on, instead of scaleMetric and scaleTarget.
+
+    Under the hpa class (the default) its Resource metrics become the HPA's;
+    under the keda class every metric becomes a trigger of a KEDA ScaledObject.
+    """
+
+    cel_rules = (
+        CelRule(
+            expression="!has(self.keda) || !has(self.keda.fallback) "
+            "|| (has(self.metrics) && self.metrics.exists(m, m.type == 'External'))",
+            message="autoScaling.keda.fallback needs an External metric: KEDA falls back only for "
+            "triggers other than cpu and memory",
+            holds=lambda spec: (
+                spec.keda is None
+                or spec.keda.fallback is None
+                or any(m.type == "External" for m in spec.metrics or [])
+            ),
+            field_path=".keda.fallback",
+        ),
+    )
+
+    metrics: Annotated[list[MetricsSpec], Field(max_length=16)] | None = None
+    """The metrics; the replica count is the highest any of them asks for."""
+    behavior: KubeObject | None = None
+    """How fast to scale up and down (autoscaling/v2 HorizontalPodAutoscalerBehavior), for either class."""
+    keda: KedaScalingConfig | None = None
+    """KEDA's options, for the keda class."""
+
+
 class ComponentSpec(PodCommon):
     """What every component has: scaling, rollout and pod-level fields, and optionally custom containers."""
 
@@ -284,6 +512,14 @@ class ComponentSpec(PodCommon):
             message="minReplicas must not be greater than maxReplicas",
             holds=lambda spec: spec.max_replicas is None or spec.min_replicas <= spec.max_replicas,
             field_path=".minReplicas",
+        ),
+        CelRule(
+            expression="!has(self.autoScaling) || (!has(self.scaleMetric) && !has(self.scaleTarget))",
+            message="autoScaling replaces scaleMetric and scaleTarget: set one or the other",
+            holds=lambda spec: (
+                spec.auto_scaling is None or (spec.scale_metric is None and spec.scale_target is None)
+            ),
+            field_path=".autoScaling",
         ),
     )
 
@@ -304,6 +540,9 @@ class ComponentSpec(PodCommon):
     flight for concurrency (containerConcurrency when unset), requests per second for rps."""
     scale_metric: ScaleMetric | None = None
     """Metric the autoscaler follows: cpu (default), memory, concurrency or rps."""
+    auto_scaling: AutoScalingSpec | None = None
+    """KServe's list of metrics to scale on (cpu, memory, a Prometheus query), instead of scaleMetric and
+    scaleTarget; see docs/autoscaling.md for what each autoscaler class does with them."""
     container_concurrency: int | None = Field(default=None, ge=0)
     """Most requests one replica serves at once, enforced by the model server (0: no limit); also the
     concurrency autoscaler's target when scaleTarget is unset. A runtime whose templates do not read

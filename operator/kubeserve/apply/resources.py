@@ -37,9 +37,15 @@ SERVICE = Resource("v1", "Service", "services")
 AUTOSCALER = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 VIRTUAL_SERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")
+SCALED_OBJECT = Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 EVENT = Resource("v1", "Event", "events")
 LEASE = Resource("coordination.k8s.io/v1", "Lease", "leases")
 CONFIG_MAP = Resource("v1", "ConfigMap", "configmaps")
 
-CHILD_KINDS = {r.kind: r for r in (DEPLOYMENT, SERVICE, AUTOSCALER, HTTP_ROUTE, VIRTUAL_SERVICE)}
+CHILD_KINDS = {
+    r.kind: r for r in (DEPLOYMENT, SERVICE, AUTOSCALER, HTTP_ROUTE, VIRTUAL_SERVICE, SCALED_OBJECT)
+}
 """Kinds an InferenceService owns; the applier prunes among these."""
+OPTIONAL_KINDS = (HTTP_ROUTE, VIRTUAL_SERVICE, SCALED_OBJECT)
+"""Children whose CRDs a cluster may not have (the traffic backends, KEDA): asked for by discovery, then
+followed by kopf's watch of their CRDs (`handlers/traffic.py`)."""

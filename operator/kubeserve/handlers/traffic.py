@@ -1,7 +1,8 @@
-"""Traffic backends: their CRDs coming and going.
+"""Optional CRDs (the traffic backends' and KEDA's): their coming and going.
 
 The CRD watch tells the reconciler, which then re-plans every service for the
-backend now in effect. The routes themselves are followed in `watches.py`.
+traffic backend now in effect and for whether KEDA is installed. The children
+of these kinds are followed in `watches.py`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from typing import Any
 
 import kopf
 
-from kubeserve.apply.resources import HTTP_ROUTE, VIRTUAL_SERVICE, Resource
+from kubeserve.apply.resources import OPTIONAL_KINDS, Resource
 from kubeserve.reconciler import Reconciler
 
-TRAFFIC_CRDS = {f"{r.plural}.{r.api_version.split('/')[0]}": r for r in (HTTP_ROUTE, VIRTUAL_SERVICE)}
-"""CRD name -> the traffic resource it defines."""
+OPTIONAL_CRDS = {f"{r.plural}.{r.api_version.split('/')[0]}": r for r in OPTIONAL_KINDS}
+"""CRD name -> the optional resource it defines."""
 
 
 def _served(resource: Resource, event_type: str | None, crd: kopf.Body) -> bool:
@@ -32,9 +33,9 @@ def _served(resource: Resource, event_type: str | None, crd: kopf.Body) -> bool:
 
 
 @kopf.on.event(
-    "apiextensions.k8s.io", "v1", "customresourcedefinitions", when=lambda name, **_: name in TRAFFIC_CRDS
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", when=lambda name, **_: name in OPTIONAL_CRDS
 )
-async def traffic_crd(event: kopf.RawEvent, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
-    resource = TRAFFIC_CRDS[name]
+async def optional_crd(event: kopf.RawEvent, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
+    resource = OPTIONAL_CRDS[name]
     reconciler: Reconciler = memo.reconciler
-    reconciler.traffic_resource_changed(resource, _served(resource, event.get("type"), body))
+    reconciler.optional_resource_changed(resource, _served(resource, event.get("type"), body))

@@ -22,8 +22,8 @@ forgotten as if their DELETED events had come.
 Children (and their pods) are listed and watched through a server-side label
 selector, so in a big cluster the operator never receives, parses or keeps
 anybody else's pods. Routes are followed the same way when their CRDs are
-installed; kopf's watch of those CRDs (`traffic.py`) tells the reconciler when
-one comes or goes.
+installed, and so are KEDA's ScaledObjects; kopf's watch of those CRDs
+(`traffic.py`) tells the reconciler when one comes or goes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from kubeserve.apply.resources import (
     DEPLOYMENT,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
+    SCALED_OBJECT,
     SERVICE,
     SERVING_RUNTIME,
     VIRTUAL_SERVICE,
@@ -89,7 +90,8 @@ class Watched:
     child: bool = False
     """Children and pods: only those with the service label, selected by the server."""
     optional: bool = False
-    """A CRD that may be missing (routes): then there is nothing to list, and it is asked again later."""
+    """A CRD that may be missing (routes, KEDA's): then there is nothing to list, and it is asked again
+    later."""
 
 
 WATCHED = (
@@ -103,6 +105,7 @@ WATCHED = (
     Watched(POD, _owner, child=True),
     Watched(HTTP_ROUTE, _owner, child=True, optional=True),
     Watched(VIRTUAL_SERVICE, _owner, child=True, optional=True),
+    Watched(SCALED_OBJECT, _owner, child=True, optional=True),
 )
 """What the operator reads: its API, what plans read, what it creates, and the pods its Deployments create."""
 
@@ -209,8 +212,8 @@ class Follower(ListWatch):
 
     async def refused(self, error: ApiError) -> bool:
         """404: a CRD not applied. Kubeserve's own kinds are asked for again soon (and said missing
-        once); a route CRD may simply not be installed, which lists as nothing until kopf's CRD watch
-        (`traffic.py`) says it is served."""
+        once); a route's or KEDA's CRD may simply not be installed, which lists as nothing until kopf's
+        CRD watch (`traffic.py`) says it is served."""
         if error.status != 404:
             return False
         if self.missing.owns(self.watched.resource):
@@ -222,7 +225,7 @@ class Follower(ListWatch):
         self._forget(set())
         self.listed.set()
         await asyncio.sleep(MIN_WATCH_SECONDS)  # served, yet not found: discovery lags the CRD a moment
-        await self.reconciler.traffic_served[self.watched.resource].wait()
+        await self.reconciler.optional_served[self.watched.resource].wait()
         return True
 
 

@@ -8,6 +8,12 @@ rules). The operator does not import the model server, so the names live here;
 tests/unit/test_autoscaling_metrics.py checks them against the server's
 /metrics and against the shipped adapter rules.
 
+KServe's autoScaling, when set, replaces scaleMetric and scaleTarget: its
+Resource metrics (cpu, memory) become the HPA's, each with its target type
+(Utilization or AverageValue) kept, and its behavior the HPA's behavior. Its
+External metrics (a Prometheus query) are KEDA's (`scaled_object.py`): an HPA
+cannot run a query, and `scaling_mode` says so in FieldsSupported.
+
 During a canary each track has its own HPA, and its bounds scale with the
 track's share of the traffic: minReplicas and maxReplicas times the share,
 rounded up, at least one. The canary's share is the requested percent from the
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeserve.api.components import ComponentSpec
+from kubeserve.api.components import ComponentSpec, MetricTarget, ResourceMetricSource
 from kubeserve.planning.rollout import share
 
 DEFAULT_CPU_TARGET = 80
@@ -46,6 +52,33 @@ def _pod_target(spec: ComponentSpec, metric: str) -> int:
     replicas are added when the average one is full; else 1."""
     concurrency = spec.container_concurrency if metric == "concurrency" else None
     return spec.scale_target or concurrency or 1
+
+
+def target_value(target: MetricTarget) -> int | str:
+    """The target's one value, of the field its type names (the schema makes sure it is set)."""
+    value = {
+        "Utilization": target.average_utilization,
+        "AverageValue": target.average_value,
+        "Value": target.value,
+    }[target.type]
+    assert value is not None
+    return value
+
+
+def _resource_metric(source: ResourceMetricSource) -> dict[str, Any]:
+    target = source.target
+    key = "averageUtilization" if target.type == "Utilization" else "averageValue"
+    return {
+        "type": "Resource",
+        "resource": {"name": source.name, "target": {"type": target.type, key: target_value(target)}},
+    }
+
+
+def _metrics(spec: ComponentSpec) -> list[dict[str, Any]]:
+    """autoScaling's Resource metrics; without any, the one scaleMetric names."""
+    listed = (spec.auto_scaling.metrics if spec.auto_scaling else None) or []
+    resources = [_resource_metric(m.resource) for m in listed if m.resource is not None]
+    return resources or [_metric(spec)]
 
 
 def _metric(spec: ComponentSpec) -> dict[str, Any]:
@@ -76,14 +109,22 @@ def build_autoscaler(
 ) -> dict[str, Any]:
     """The HPA of one track, which serves `percent` of the component's traffic."""
     low, high = share_bounds(spec, percent)
+    hpa: dict[str, Any] = {
+        "scaleTargetRef": scale_target_ref(target_name),
+        "minReplicas": low,
+        "maxReplicas": high,
+        "metrics": _metrics(spec),
+    }
+    if spec.auto_scaling and spec.auto_scaling.behavior:
+        hpa["behavior"] = spec.auto_scaling.behavior
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata,
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target_name},
-            "minReplicas": low,
-            "maxReplicas": high,
-            "metrics": [_metric(spec)],
-        },
+        "spec": hpa,
     }
+
+
+def scale_target_ref(target_name: str) -> dict[str, str]:
+    """The Deployment an autoscaler (an HPA or a ScaledObject) scales."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": target_name}

@@ -32,7 +32,8 @@ from kubeserve.planning.rollout import (
     track_replicas,
 )
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
-from kubeserve.planning.scaling_mode import InvalidAnnotation, scaling_mode
+from kubeserve.planning.scaled_object import build_scaled_object
+from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS, InvalidAnnotation, scaling_mode
 from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
 from kubeserve.planning.service import build_service
 from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_model_storage
@@ -62,6 +63,8 @@ class PlanInputs:
     """(component, track) -> what that track's Deployment runs now."""
     backend: Backend = "service"
     """The traffic backend in effect: the configured one, if the cluster serves it (see traffic.py)."""
+    keda: bool = False
+    """Whether the cluster serves KEDA's ScaledObjects, which the keda autoscaler class needs."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,15 @@ def plan_component(
     except InvalidAnnotation as error:
         raise PlanningError(component, "InvalidAnnotation", str(error)) from error
     autoscaled = scaling.may_autoscale and wants_autoscaler(spec)
+    keda = scaling.autoscaler_class == "keda"
+    if autoscaled and keda and not inputs.keda:
+        raise PlanningError(
+            component,
+            "KedaNotInstalled",
+            f"metadata.annotations[{AUTOSCALER_CLASS}]=keda: KEDA is not installed (this cluster does not "
+            "serve keda.sh/v1alpha1 ScaledObjects); install KEDA, or use the hpa autoscaler class",
+        )
+    build_autoscaler_of = build_scaled_object if keda else build_autoscaler
     stable_replicas, canary_replicas = (
         track_replicas(min_replicas(spec), rollout) if scaling.owns_replicas else (None, None)
     )
@@ -233,7 +245,7 @@ def plan_component(
         ),
     ]
     if autoscaled:
-        objects.append(build_autoscaler(metadata, base_name, spec, rollout.stable_percent))
+        objects.append(build_autoscaler_of(metadata, base_name, spec, rollout.stable_percent))
     if rollout.in_canary:
         canary_name = f"{base_name}-canary"
         canary_metadata = naming.child_metadata(canary_name, namespace, labels, owner)
@@ -248,7 +260,7 @@ def plan_component(
         )
         if autoscaled:
             objects.append(
-                build_autoscaler(canary_metadata, canary_name, spec, rollout.requested_percent or 0)
+                build_autoscaler_of(canary_metadata, canary_name, spec, rollout.requested_percent or 0)
             )
     return ComponentPlan(
         component,

@@ -10,13 +10,17 @@ count:
 - `external`: no autoscaler, and the Deployment's `replicas` is left out of
   what Kubeserve applies, so whoever owns the count (their own HPA, KEDA
   ScaledObject or a person) is never fought by server-side apply.
-- `keda`: KEDA ScaledObjects are not built yet; the component gets an HPA as
-  with `hpa`, and says so.
+- `keda`: a KEDA ScaledObject (`scaled_object.py`) instead of the HPA; KEDA
+  owns the replica count. On a cluster that does not serve KEDA's CRD the
+  component is not planned, with the reason `KedaNotInstalled` (`plan.py`).
 
 What a service asks for and does not get is said in the `FieldsSupported`
-condition, never dropped: another deployment mode, `keda`, and minReplicas 0
-(scale to zero needs a request-holding proxy, not built yet). A value outside
-the lists is refused, naming the annotation and what is allowed.
+condition, never dropped: another deployment mode, minReplicas 0 (scale to
+zero needs a request-holding proxy, not built yet), autoScaling metrics the
+class cannot act on (an External query under `hpa`; any under `none` or
+`external`), autoScaling.keda outside `keda`, and concurrency or rps under
+`keda` without a query. A value outside the lists is refused, naming the
+annotation and what is allowed.
 """
 
 from __future__ import annotations
@@ -63,6 +67,33 @@ def _annotation(annotations: Mapping[str, str], key: str, allowed: tuple[str, ..
     return value
 
 
+def _metric_notes(autoscaler: AutoscalerClass, where: str, spec: ComponentSpec) -> list[str]:
+    """What of the component's metrics this autoscaler class does not act on."""
+    auto = spec.auto_scaling
+    if autoscaler in ("none", "external"):
+        return (
+            [f"{where}.autoScaling: the {autoscaler} autoscaler class creates no autoscaler"] if auto else []
+        )
+    notes = []
+    if autoscaler == "hpa" and auto is not None:
+        notes += [
+            f"{where}.autoScaling.metrics[{index}] ({metric.external.metric.backend} query): an HPA cannot "
+            f"run a backend's query, so it is not scaled on; the keda autoscaler class (KEDA) does"
+            for index, metric in enumerate(auto.metrics or [])
+            if metric.external is not None
+        ]
+        if auto.keda is not None:
+            notes.append(
+                f"{where}.autoScaling.keda: KEDA's options apply under the keda autoscaler class only"
+            )
+    if autoscaler == "keda" and spec.scale_metric in ("concurrency", "rps"):
+        notes.append(
+            f"{where}.scaleMetric {spec.scale_metric}: KEDA reads it only through a metrics backend, so "
+            "give it as an autoScaling External prometheus query; it scales on cpu meanwhile"
+        )
+    return notes
+
+
 def scaling_mode(annotations: Mapping[str, str], component: str, spec: ComponentSpec) -> ScalingMode:
     """The component's scaling under the service's annotations; raises InvalidAnnotation."""
     mode = _annotation(annotations, DEPLOYMENT_MODE, RAW_MODES + OTHER_MODES)
@@ -75,11 +106,7 @@ def scaling_mode(annotations: Mapping[str, str], component: str, spec: Component
             f"metadata.annotations[{DEPLOYMENT_MODE}]={mode}: Kubeserve runs KServe's Standard (raw) "
             "mode only, so the service runs as Deployments and Services"
         )
-    if autoscaler == "keda":
-        notes.append(
-            f"metadata.annotations[{AUTOSCALER_CLASS}]=keda: KEDA ScaledObjects are not built yet, "
-            f"so spec.{component} gets an HPA as with hpa"
-        )
+    notes += _metric_notes(autoscaler, f"spec.{component}", spec)
     if spec.min_replicas == 0 and autoscaler != "external":
         notes.append(
             f"spec.{component}.minReplicas 0: scale to zero is not built yet, so it keeps at least 1 replica"
