@@ -194,3 +194,25 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path, sklearn_iris: Trained, ta
     last = json.loads(result.stderr.splitlines()[-1])
     assert last["level"] == "critical" and last["message"].startswith("cannot serve: ")
     assert str(port) in last["message"]
+
+
+def test_with_model_init_mode_async_the_server_waits_for_its_model_directory_not_ready(
+    tmp_path: Path, sklearn_iris: Trained
+) -> None:
+    """A modelcar's sidecar links /mnt/models only after the pod's containers start."""
+    model_dir = tmp_path / "mnt" / "models"
+    with running_server(
+        tmp_path, model_dir, "sklearn", env={"MODEL_INIT_MODE": "async"}, ready=False
+    ) as server:
+        assert httpx.get(server.url + "/v2/health/ready", timeout=5).status_code == 503
+        model_dir.parent.mkdir()
+        model_dir.symlink_to(sklearn_iris.model_dir)
+        server.wait_for("/v2/health/ready", 200)
+        response = httpx.post(
+            server.url + "/v1/models/models:predict",
+            json={"instances": sklearn_iris.features[:2].tolist()},
+            timeout=5,
+        )
+        assert (
+            response.json()["predictions"] == sklearn_iris.model.predict(sklearn_iris.features[:2]).tolist()
+        )

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 # The kubelet keeps at most this many bytes of a container's termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
+MODEL_INIT_MODE = "MODEL_INIT_MODE"
+"""KServe's variable: `async` means the model directory appears after the server starts (a modelcar's
+sidecar links it in), so the server waits for it, not ready, instead of failing at once."""
+MODEL_DIR_WAIT_SECONDS = 120.0
 
 
 class _UvicornServer(uvicorn.Server):
@@ -208,13 +212,28 @@ async def _load(
     An exit puts the reason in the container's `lastState.terminated.message`, where the operator
     reads it into the InferenceService's condition, as KServe's own servers do.
     """
-    failure = await dataplane.load()
+    failure = await _model_dir_appeared(config.model_dir) or await dataplane.load()
     if failure is None:
         if worker is not None:
             worker.mark_loaded()
         return
     write_termination_message(config.termination_log, failure)
     http.should_exit = True
+
+
+async def _model_dir_appeared(model_dir: Path) -> str | None:
+    """With MODEL_INIT_MODE=async, wait for the model directory; the failure if it never comes."""
+    if os.environ.get(MODEL_INIT_MODE) != "async":
+        return None
+    deadline = asyncio.get_running_loop().time() + MODEL_DIR_WAIT_SECONDS
+    while not await asyncio.to_thread(model_dir.exists):
+        if asyncio.get_running_loop().time() > deadline:
+            return (
+                f"model directory {model_dir} did not appear within {MODEL_DIR_WAIT_SECONDS:.0f} s "
+                f"({MODEL_INIT_MODE}=async: the model's sidecar should have linked it)"
+            )
+        await asyncio.sleep(0.1)
+    return None
 
 
 def write_termination_message(path: Path, message: str) -> None:
