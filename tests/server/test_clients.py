@@ -1,15 +1,21 @@
-"""NVIDIA's tritonclient, a client nobody here wrote, against the server: health, metadata, JSON and
-binary tensors, requested outputs, and its errors for a wrong datatype, a wrong shape and an
-unknown model. Answers are compared with the model's own `predict`. (Numeric datatypes other than
-the model's are accepted and cast, so the wrong datatype here is BYTES.)
+"""Clients nobody here wrote against the server: NVIDIA's tritonclient (HTTP and gRPC) and KServe's
+SDK (its REST client in v1 and v2, its gRPC client). Health, metadata, JSON and binary tensors,
+requested outputs, and their errors for a wrong datatype, a wrong shape and an unknown model. Answers
+are compared with the model's own `predict`. (Numeric datatypes other than the model's are accepted
+and cast, so the wrong datatype here is BYTES.)
 
-Only its HTTP client: its gRPC client and KServe's Python SDK need protobuf below 7, and the
-server's generated code needs 7, so they cannot share one environment.
+tritonclient's HTTP client runs here; the gRPC client and KServe's SDK each run in a child process
+(foreign_clients.py says why), and the tests assert on what they print.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +23,8 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.server.conftest import Server, Trained
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -82,3 +90,117 @@ def test_wrong_datatype_shape_and_model_are_refused(client: triton.InferenceServ
     with pytest.raises(InferenceServerException, match="model 'rose' not found") as error:
         client.infer("rose", [features_input(np.ones((1, 4)), True)])
     assert error.value.status() == "404"
+
+
+def foreign_answers(client: str, server: Server, rows: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Run one client's calls in a child process (foreign_clients.py) and return what it printed."""
+    given = {"http_url": server.url, "grpc_target": server.grpc_target, "rows": rows.tolist()}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.server.foreign_clients", client],
+        input=json.dumps(given),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answers: dict[str, Any] = json.loads(done.stdout)
+    return answers
+
+
+@pytest.fixture(scope="module")
+def rows(sklearn_iris: Trained) -> np.ndarray[Any, Any]:
+    return sklearn_iris.features[::10]
+
+
+@pytest.fixture(scope="module")
+def triton_grpc(iris_server: Server, rows: np.ndarray[Any, Any]) -> dict[str, Any]:
+    return foreign_answers("triton-grpc", iris_server, rows)
+
+
+@pytest.fixture(scope="module")
+def kserve_sdk(iris_server: Server, rows: np.ndarray[Any, Any]) -> dict[str, Any]:
+    return foreign_answers("kserve", iris_server, rows)
+
+
+def assert_predicts(answered: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any]) -> None:
+    np.testing.assert_array_equal(answered["predict"], sklearn_iris.model.predict(rows))
+    np.testing.assert_allclose(answered["predict_proba"], sklearn_iris.model.predict_proba(rows))
+
+
+def test_triton_grpc_health_and_metadata(triton_grpc: dict[str, Any]) -> None:
+    assert triton_grpc["health"] == [True, True, True]
+    server = triton_grpc["server_metadata"]
+    assert server["name"] == "kubeserve" and server["extensions"] == ["binary_tensor_data"]
+    # Protobuf's JSON writes int64 as strings.
+    assert triton_grpc["model_metadata"]["inputs"] == [
+        {"name": "input-0", "datatype": "FP64", "shape": ["-1", "4"]}
+    ]
+
+
+def test_triton_grpc_infer_matches_model_predict(
+    triton_grpc: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any]
+) -> None:
+    assert triton_grpc["infer"]["id"] == "g-1"
+    assert_predicts(triton_grpc["infer"], sklearn_iris, rows)
+    only = triton_grpc["requested_only"]
+    assert only["names"] == ["predict_proba"]
+    np.testing.assert_allclose(only["predict_proba"], sklearn_iris.model.predict_proba(rows))
+
+
+def test_triton_grpc_refusals(triton_grpc: dict[str, Any]) -> None:
+    assert triton_grpc["wrong_datatype"]["status"] == "StatusCode.INVALID_ARGUMENT"
+    assert "datatype BYTES, model expects FP64" in triton_grpc["wrong_datatype"]["message"]
+    assert triton_grpc["wrong_shape"]["status"] == "StatusCode.INVALID_ARGUMENT"
+    assert "model expects [-1, 4]" in triton_grpc["wrong_shape"]["message"]
+    assert triton_grpc["unknown_model"]["status"] == "StatusCode.NOT_FOUND"
+    assert "model 'rose' not found" in triton_grpc["unknown_model"]["message"]
+
+
+@pytest.mark.parametrize("body", ["json", "binary"])
+def test_kserve_rest_v2_infer_matches_model_predict(
+    kserve_sdk: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any], body: str
+) -> None:
+    answered = kserve_sdk["rest_v2"][body]
+    assert answered["id"] == "k-1"
+    assert_predicts(answered, sklearn_iris, rows)
+
+
+def test_kserve_rest_v2_health_requested_outputs_and_refusals(
+    kserve_sdk: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any]
+) -> None:
+    v2 = kserve_sdk["rest_v2"]
+    assert v2["health"] == [True, True, True]
+    assert list(v2["requested_only"]) == ["predict_proba"]
+    np.testing.assert_allclose(v2["requested_only"]["predict_proba"], sklearn_iris.model.predict_proba(rows))
+    assert v2["wrong_datatype"]["status"] == 400
+    assert "datatype BYTES, model expects FP64" in v2["wrong_datatype"]["message"]
+    assert v2["wrong_shape"]["status"] == 400 and "model expects [-1, 4]" in v2["wrong_shape"]["message"]
+    assert v2["unknown_model"]["status"] == 404
+    assert "model 'rose' not found" in v2["unknown_model"]["message"]
+
+
+def test_kserve_rest_v1(
+    kserve_sdk: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any]
+) -> None:
+    v1 = kserve_sdk["rest_v1"]
+    assert v1["health"] == [True, True]
+    assert v1["predict"] == {"predictions": sklearn_iris.model.predict(rows).tolist()}
+    assert v1["wrong_shape"]["status"] == 400 and "model expects [-1, 4]" in v1["wrong_shape"]["message"]
+    assert v1["unknown_model"]["status"] == 404
+    assert "model 'rose' not found" in v1["unknown_model"]["message"]
+
+
+def test_kserve_grpc(kserve_sdk: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any]) -> None:
+    over_grpc = kserve_sdk["grpc"]
+    assert over_grpc["health"] == [True, True, True]
+    assert over_grpc["infer"]["id"] == "k-1"
+    assert_predicts(over_grpc["infer"], sklearn_iris, rows)
+    assert list(over_grpc["requested_only"]) == ["predict_proba"]
+    assert over_grpc["wrong_datatype"]["status"] == "INVALID_ARGUMENT"
+    assert "datatype BYTES, model expects FP64" in over_grpc["wrong_datatype"]["message"]
+    assert over_grpc["wrong_shape"]["status"] == "INVALID_ARGUMENT"
+    assert "model expects [-1, 4]" in over_grpc["wrong_shape"]["message"]
+    assert over_grpc["unknown_model"]["status"] == "NOT_FOUND"
+    assert "model 'rose' not found" in over_grpc["unknown_model"]["message"]
