@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from kubeserve.api import InferenceService
 from kubeserve.planning.plan import plan_service
+from kubeserve.planning.rollout import STABLE, TrackState
 from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS
 from tests.unit.crd_schema import cel_failures, requires_cel, schema
 from tests.unit.planning_inputs import SKLEARN, inputs, service
@@ -244,8 +245,6 @@ def test_concurrency_or_rps_under_keda_is_named() -> None:
 
 
 def test_each_canary_track_gets_a_scaled_object_of_its_share() -> None:
-    from kubeserve.planning.rollout import CANARY, STABLE, TrackState
-
     spec = predictor(
         maxReplicas=10,
         canaryTrafficPercent=20,
@@ -262,4 +261,3 @@ def test_each_canary_track_gets_a_scaled_object_of_its_share() -> None:
     ) == (1, 2)
     assert scaled["iris-predictor-canary"]["fallback"]["replicas"] == 1
     assert scaled["iris-predictor-canary"]["scaleTargetRef"]["name"] == "iris-predictor-canary"
-    assert CANARY == "canary"
