@@ -173,6 +173,16 @@ def test_keda_options_outside_keda_and_autoscaling_without_an_autoscaler_are_nam
         assert note == f"spec.predictor.autoScaling: the {autoscaler} autoscaler class creates no autoscaler"
 
 
+def test_auto_scaling_with_nothing_to_scale_is_named() -> None:
+    fixed = {"predictor": {**SKLEARN["predictor"], "minReplicas": 2, "autoScaling": {"metrics": [CPU_50]}}}
+    for class_annotation in ({}, KEDA):
+        (note,) = _notes(fixed, class_annotation)
+        assert (
+            note
+            == "spec.predictor.autoScaling: maxReplicas is not above minReplicas, so nothing scales on it"
+        )
+
+
 def test_keda_builds_a_scaled_object_from_auto_scaling_and_leaves_replicas_to_it() -> None:
     options = {
         "pollingInterval": 15,

@@ -18,8 +18,8 @@ What a service asks for and does not get is said in the `FieldsSupported`
 condition, never dropped: another deployment mode, minReplicas 0 (scale to
 zero needs a request-holding proxy, not built yet), autoScaling metrics the
 class cannot act on (an External query under `hpa`; any under `none` or
-`external`), autoScaling.keda outside `keda`, and concurrency or rps under
-`keda` without a query. A value outside the lists is refused, naming the
+`external`; any without room to scale), autoScaling.keda outside `keda`, and
+concurrency or rps under `keda` without a query. A value outside the lists is refused, naming the
 annotation and what is allowed.
 """
 
@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from kubeserve.api.components import ComponentSpec
+from kubeserve.planning.autoscaler import wants_autoscaler
+from kubeserve.planning.scaled_object import RESOURCE_METRICS
 
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
@@ -74,6 +76,8 @@ def _metric_notes(autoscaler: AutoscalerClass, where: str, spec: ComponentSpec) 
         return (
             [f"{where}.autoScaling: the {autoscaler} autoscaler class creates no autoscaler"] if auto else []
         )
+    if auto is not None and not wants_autoscaler(spec):
+        return [f"{where}.autoScaling: maxReplicas is not above minReplicas, so nothing scales on it"]
     notes = []
     if autoscaler == "hpa" and auto is not None:
         notes += [
@@ -86,7 +90,7 @@ def _metric_notes(autoscaler: AutoscalerClass, where: str, spec: ComponentSpec) 
             notes.append(
                 f"{where}.autoScaling.keda: KEDA's options apply under the keda autoscaler class only"
             )
-    if autoscaler == "keda" and spec.scale_metric in ("concurrency", "rps"):
+    if autoscaler == "keda" and spec.scale_metric is not None and spec.scale_metric not in RESOURCE_METRICS:
         notes.append(
             f"{where}.scaleMetric {spec.scale_metric}: KEDA reads it only through a metrics backend, so "
             "give it as an autoScaling External prometheus query; it scales on cpu meanwhile"
