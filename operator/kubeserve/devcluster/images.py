@@ -21,7 +21,7 @@ import ssl
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,6 +366,24 @@ def _build(image: Image, key: str, base: str) -> BuiltImage:
     partial.replace(archive)
     subprocess.run(buildah("rmi", "--prune"), capture_output=True)
     return built
+
+
+def pack_files(reference: str, files: Mapping[Path, str], archive: Path) -> Path:
+    """An image of the stand-in base with `files` (local path -> absolute directory in the image,
+    world-readable) added, written as an OCI archive for `ctr import`: a model image (KServe's
+    modelcar) for the real node, built without a registry. Needs the base (`ensure_images`)."""
+    log = archive.with_suffix(".log")
+    with _locked():
+        container = _run(buildah("from", "--pull=never", base_reference()), log, capture=True)
+        try:
+            for source, directory in files.items():
+                _run(buildah("copy", "--chmod", "0644", container, str(source), directory), log)
+            _run(buildah("commit", "--format", "oci", container, reference), log)
+        finally:
+            subprocess.run(buildah("rm", container), capture_output=True)
+        _run(buildah("push", reference, f"oci-archive:{archive}:{reference}"), log)
+        subprocess.run(buildah("rmi", reference), capture_output=True)
+    return archive
 
 
 @contextmanager
