@@ -129,6 +129,21 @@ def assert_predicts(answered: dict[str, Any], sklearn_iris: Trained, rows: np.nd
     np.testing.assert_allclose(answered["predict_proba"], sklearn_iris.model.predict_proba(rows))
 
 
+REASONS = {
+    "wrong_datatype": "datatype BYTES, model expects FP64",
+    "wrong_shape": "model expects [-1, 4]",
+    "unknown_model": "model 'rose' not found",
+}
+
+
+def assert_refusals(answers: dict[str, Any], invalid: object, not_found: object, calls: list[str]) -> None:
+    """Each refused call: the status the client reports, and the server's reason in its message."""
+    for call in calls:
+        refusal = answers[call]
+        assert refusal["status"] == (not_found if call == "unknown_model" else invalid), refusal
+        assert REASONS[call] in refusal["message"], refusal
+
+
 def test_triton_grpc_health_and_metadata(triton_grpc: dict[str, Any]) -> None:
     assert triton_grpc["health"] == [True, True, True]
     server = triton_grpc["server_metadata"]
@@ -150,12 +165,7 @@ def test_triton_grpc_infer_matches_model_predict(
 
 
 def test_triton_grpc_refusals(triton_grpc: dict[str, Any]) -> None:
-    assert triton_grpc["wrong_datatype"]["status"] == "StatusCode.INVALID_ARGUMENT"
-    assert "datatype BYTES, model expects FP64" in triton_grpc["wrong_datatype"]["message"]
-    assert triton_grpc["wrong_shape"]["status"] == "StatusCode.INVALID_ARGUMENT"
-    assert "model expects [-1, 4]" in triton_grpc["wrong_shape"]["message"]
-    assert triton_grpc["unknown_model"]["status"] == "StatusCode.NOT_FOUND"
-    assert "model 'rose' not found" in triton_grpc["unknown_model"]["message"]
+    assert_refusals(triton_grpc, "StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", list(REASONS))
 
 
 @pytest.mark.parametrize("body", ["json", "binary"])
@@ -174,11 +184,7 @@ def test_kserve_rest_v2_health_requested_outputs_and_refusals(
     assert v2["health"] == [True, True, True]
     assert list(v2["requested_only"]) == ["predict_proba"]
     np.testing.assert_allclose(v2["requested_only"]["predict_proba"], sklearn_iris.model.predict_proba(rows))
-    assert v2["wrong_datatype"]["status"] == 400
-    assert "datatype BYTES, model expects FP64" in v2["wrong_datatype"]["message"]
-    assert v2["wrong_shape"]["status"] == 400 and "model expects [-1, 4]" in v2["wrong_shape"]["message"]
-    assert v2["unknown_model"]["status"] == 404
-    assert "model 'rose' not found" in v2["unknown_model"]["message"]
+    assert_refusals(v2, 400, 404, list(REASONS))
 
 
 def test_kserve_rest_v1(
@@ -187,9 +193,7 @@ def test_kserve_rest_v1(
     v1 = kserve_sdk["rest_v1"]
     assert v1["health"] == [True, True]
     assert v1["predict"] == {"predictions": sklearn_iris.model.predict(rows).tolist()}
-    assert v1["wrong_shape"]["status"] == 400 and "model expects [-1, 4]" in v1["wrong_shape"]["message"]
-    assert v1["unknown_model"]["status"] == 404
-    assert "model 'rose' not found" in v1["unknown_model"]["message"]
+    assert_refusals(v1, 400, 404, ["wrong_shape", "unknown_model"])
 
 
 def test_kserve_grpc(kserve_sdk: dict[str, Any], sklearn_iris: Trained, rows: np.ndarray[Any, Any]) -> None:
@@ -198,9 +202,7 @@ def test_kserve_grpc(kserve_sdk: dict[str, Any], sklearn_iris: Trained, rows: np
     assert over_grpc["infer"]["id"] == "k-1"
     assert_predicts(over_grpc["infer"], sklearn_iris, rows)
     assert list(over_grpc["requested_only"]) == ["predict_proba"]
-    assert over_grpc["wrong_datatype"]["status"] == "INVALID_ARGUMENT"
-    assert "datatype BYTES, model expects FP64" in over_grpc["wrong_datatype"]["message"]
-    assert over_grpc["wrong_shape"]["status"] == "INVALID_ARGUMENT"
-    assert "model expects [-1, 4]" in over_grpc["wrong_shape"]["message"]
-    assert over_grpc["unknown_model"]["status"] == "NOT_FOUND"
-    assert "model 'rose' not found" in over_grpc["unknown_model"]["message"]
+    np.testing.assert_allclose(
+        over_grpc["requested_only"]["predict_proba"], sklearn_iris.model.predict_proba(rows)
+    )
+    assert_refusals(over_grpc, "INVALID_ARGUMENT", "NOT_FOUND", list(REASONS))
