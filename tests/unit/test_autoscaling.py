@@ -86,6 +86,12 @@ CASES = [
         "autoScaling.metrics",
     ),
     (
+        "named and cached query",
+        body(**metrics({**PROMETHEUS, "name": "load", "useCachedMetrics": True})),
+        None,
+    ),
+    ("cached cpu", body(**metrics({**CPU_50, "useCachedMetrics": True})), "useCachedMetrics"),
+    (
         "PodMetric",
         body(**metrics({"type": "PodMetric", "podmetric": {"metric": {"query": "q"}}})),
         "PodMetric",
@@ -190,7 +196,12 @@ def test_keda_builds_a_scaled_object_from_auto_scaling_and_leaves_replicas_to_it
         "fallback": {"failureThreshold": 3, "replicas": 2},
     }
     auth = {"authenticationRef": {"name": "prometheus-auth"}, "authModes": "bearer"}
-    query = {**PROMETHEUS, "external": {**PROMETHEUS["external"], "authenticationRef": auth}}
+    query = {
+        **PROMETHEUS,
+        "name": "load",
+        "useCachedMetrics": True,
+        "external": {**PROMETHEUS["external"], "authenticationRef": auth},
+    }
     objects = _objects(predictor(**metrics(CPU_50, MEMORY_2GI, query, keda=options)), KEDA)
     assert set(objects) == {
         "Service/iris-predictor",
@@ -220,6 +231,8 @@ def test_keda_builds_a_scaled_object_from_auto_scaling_and_leaves_replicas_to_it
                     "authModes": "bearer",
                 },
                 "authenticationRef": {"name": "prometheus-auth"},
+                "name": "load",
+                "useCachedMetrics": True,
             },
         ],
     }

@@ -432,6 +432,13 @@ class MetricsSpec(ApiModel):
                 and (metric.type == "External") == (metric.external is not None)
             ),
         ),
+        CelRule(
+            expression="self.type != 'Resource' || !has(self.useCachedMetrics) || !self.useCachedMetrics",
+            message="autoScaling.metrics useCachedMetrics is for type External only: KEDA reads cpu and "
+            "memory from the metrics server",
+            holds=lambda metric: metric.type != "Resource" or not metric.use_cached_metrics,
+            field_path=".useCachedMetrics",
+        ),
     )
 
     type: MetricSourceType
@@ -442,6 +449,10 @@ class MetricsSpec(ApiModel):
     """The backend's query, for type External."""
     podmetric: KubeObject | None = None
     """KServe's OpenTelemetry pod metric; refused (no collector sidecar here)."""
+    name: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL_PATTERN)
+    """Name of the KEDA trigger, unique in the list (keda class)."""
+    use_cached_metrics: bool | None = None
+    """Whether KEDA answers the HPA from the value of its last poll (keda class; not for type Resource)."""
 
 
 class KedaFallback(ApiModel):

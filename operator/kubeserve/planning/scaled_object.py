@@ -61,9 +61,16 @@ def triggers(spec: ComponentSpec) -> list[dict[str, Any]]:
     found = []
     for metric in listed:
         if metric.resource is not None:
-            found.append(_resource_trigger(metric.resource))
+            trigger = _resource_trigger(metric.resource)
         elif metric.external is not None:
-            found.append(_external_trigger(metric.external))
+            trigger = _external_trigger(metric.external)
+        else:
+            continue
+        if metric.name:
+            trigger["name"] = metric.name
+        if metric.use_cached_metrics:
+            trigger["useCachedMetrics"] = True
+        found.append(trigger)
     if found:
         return found
     resource = spec.scale_metric if spec.scale_metric in RESOURCE_METRICS else "cpu"
