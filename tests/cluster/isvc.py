@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from tests.polling import eventually
 
@@ -17,6 +19,29 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def example(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
     return loaded
+
+
+def stored_deployment(kube: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The Deployment `name`, once the operator has made it, as the API server stores it: JSON, since
+    the client's models would blur int and str."""
+
+    def read() -> dict[str, Any] | None:
+        try:
+            response = k8s.AppsV1Api(kube).read_namespaced_deployment(name, namespace, _preload_content=False)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        loaded: dict[str, Any] = json.loads(response.data)
+        return loaded
+
+    return eventually(read, 20, f"Deployment {name}")
+
+
+def pod_spec(kube: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The pod spec of the Deployment `name`, as stored."""
+    spec: dict[str, Any] = stored_deployment(kube, namespace, name)["spec"]["template"]["spec"]
+    return spec
 
 
 def serving_runtime(name: str, **spec: Any) -> dict[str, Any]:

@@ -5,13 +5,20 @@ deploymentStrategy reaches the Deployment with its ints and percentages as writt
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
-from tests.cluster.isvc import GROUP, PLURAL, VERSION, Isvcs, example, serving_runtime
+from tests.cluster.isvc import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Isvcs,
+    example,
+    pod_spec,
+    serving_runtime,
+    stored_deployment,
+)
 from tests.polling import eventually
 
 
@@ -22,24 +29,8 @@ def service(name: str, **predictor: Any) -> dict[str, Any]:
     return body
 
 
-def deployment(kube: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    """The Deployment as the API server stores it, as JSON (the client's models would blur int and str)."""
-
-    def read() -> dict[str, Any] | None:
-        try:
-            response = k8s.AppsV1Api(kube).read_namespaced_deployment(name, namespace, _preload_content=False)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        loaded: dict[str, Any] = json.loads(response.data)
-        return loaded
-
-    return eventually(read, 20, f"Deployment {name}")
-
-
 def server_args(kube: k8s.ApiClient, namespace: str, name: str) -> list[str]:
-    args: list[str] = deployment(kube, namespace, name)["spec"]["template"]["spec"]["containers"][0]["args"]
+    args: list[str] = pod_spec(kube, namespace, name)["containers"][0]["args"]
     return args
 
 
@@ -147,7 +138,7 @@ def test_deployment_strategy_keeps_int_or_percent_and_a_refused_one_is_child_rej
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "25%"}}
     isvcs.apply(service("rolling", deploymentStrategy=strategy))
     isvcs.wait_ready("rolling")
-    rolling = deployment(kube, namespace, "rolling-predictor")["spec"]["strategy"]["rollingUpdate"]
+    rolling = stored_deployment(kube, namespace, "rolling-predictor")["spec"]["strategy"]["rollingUpdate"]
     assert rolling == {"maxSurge": 1, "maxUnavailable": "25%"}
     assert type(rolling["maxSurge"]) is int
 

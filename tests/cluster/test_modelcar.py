@@ -9,8 +9,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests.cluster.isvc import Isvcs, example
-from tests.cluster.test_storage_spec import pod_spec
+from tests.cluster.isvc import Isvcs, example, pod_spec
 
 IMAGE = "example/models/sklearn-iris:v1"
 RESTRICTED_AS_ONE = {

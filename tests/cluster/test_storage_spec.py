@@ -13,8 +13,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.cluster.isvc import Isvcs, example
-from tests.polling import eventually
+from tests.cluster.isvc import Isvcs, example, pod_spec
 
 
 def service(name: str, annotations: dict[str, str] | None = None, **predictor: Any) -> dict[str, Any]:
@@ -28,18 +27,6 @@ def service(name: str, annotations: dict[str, str] | None = None, **predictor: A
     body["spec"]["predictor"]["model"].update(model)
     body["spec"]["predictor"].update(predictor)
     return body
-
-
-def pod_spec(kube: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    """The pod spec of the Deployment `name`, once the operator has made it, in the API's own spelling."""
-    apps = k8s.AppsV1Api(kube)
-    [found] = eventually(
-        lambda: [d for d in apps.list_namespaced_deployment(namespace).items if d.metadata.name == name],
-        20,
-        f"Deployment {name}",
-    )
-    spec: dict[str, Any] = kube.sanitize_for_serialization(found.spec.template.spec)
-    return spec
 
 
 def test_storage_reads_its_storage_config_entry_by_reference(
