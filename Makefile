@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,operator,server,sklearn,xgboost,lightgbm,onnx,storage
+EXTRAS := dev,operator,server,activator,sklearn,xgboost,lightgbm,onnx,storage
 
 .PHONY: dev build cluster cluster-down run test test-main test-unit test-e2e test-node lint crds
 

@@ -129,13 +129,23 @@ def test_make_test_runs_every_test_folder() -> None:
     ("line", "expected"),
     [
         ("make test-unit", {"tests/unit"}),
-        ("make test-main", {"tests/unit", "tests/cluster", "tests/server", "tests/storage", "tests/images"}),
+        (
+            "make test-main",
+            {
+                "tests/unit",
+                "tests/cluster",
+                "tests/server",
+                "tests/storage",
+                "tests/images",
+                "tests/activator",
+            },
+        ),
         ('sudo env "PATH=$PATH" KUBESERVE_REQUIRE_REAL_NODE=1 make test-node', {"tests/node"}),
         ("make lint", set()),
         (".venv/bin/pytest tests/server/test_tls.py", set()),
         (
             ".venv/bin/pytest tests --ignore=tests/e2e --ignore=tests/node --ignore=tests/images/",
-            {"tests/unit", "tests/cluster", "tests/server", "tests/storage"},
+            {"tests/unit", "tests/cluster", "tests/server", "tests/storage", "tests/activator"},
         ),
     ],
 )

@@ -1,0 +1,18 @@
+"""The service a request is for, read from its Host header as cluster DNS names it."""
+
+from __future__ import annotations
+
+
+def service_of_host(host: str, cluster_domain: str = "cluster.local") -> tuple[str, str] | None:
+    """(namespace, name) for `<svc>.<ns>`, `<svc>.<ns>.svc` or `<svc>.<ns>.svc.<cluster domain>`,
+    with or without a port; None for any other host (an IP, a bare name, another domain)."""
+    name = host.strip().lower().rstrip(".")
+    if name.startswith("["):  # an IPv6 literal names no service
+        return None
+    name = name.rsplit(":", 1)[0] if ":" in name else name
+    labels = name.split(".")
+    suffixes: tuple[list[str], ...] = ([], ["svc"], ["svc", *cluster_domain.lower().split(".")])
+    for suffix in suffixes:
+        if len(labels) == 2 + len(suffix) and labels[2:] == suffix and all(labels[:2]):
+            return labels[1], labels[0]
+    return None

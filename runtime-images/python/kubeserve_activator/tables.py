@@ -1,0 +1,46 @@
+"""Targets and Endpoints as in-memory tables that their owner fills: tests and benchmarks set them by
+hand, and a watch of the cluster's Services and EndpointSlices can fill the same tables."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+
+from kubeserve_activator.interfaces import Endpoint, Target
+
+
+class ServiceTable:
+    """The services the activator serves (a `Targets`)."""
+
+    def __init__(self, targets: Iterable[Target] = ()) -> None:
+        self._targets = {(target.namespace, target.name): target for target in targets}
+
+    def add(self, target: Target) -> None:
+        self._targets[(target.namespace, target.name)] = target
+
+    def find(self, namespace: str, name: str) -> Target | None:
+        return self._targets.get((namespace, name))
+
+
+class EndpointTable:
+    """Each service's Ready endpoints (an `Endpoints`); `set` wakes whoever awaits `changed`."""
+
+    def __init__(self) -> None:
+        self._ready: dict[Target, list[Endpoint]] = {}
+        self._changes: dict[Target, asyncio.Future[None]] = {}
+
+    def set(self, target: Target, ready: list[Endpoint]) -> None:
+        self._ready[target] = list(ready)
+        if (change := self._changes.pop(target, None)) and not change.done():
+            change.set_result(None)
+
+    def ready(self, target: Target) -> list[Endpoint]:
+        return self._ready.get(target, [])
+
+    def changed(self, target: Target) -> Awaitable[object]:
+        """A future, not a coroutine: one that is never awaited is no error. Shielded, so a cancelled
+        awaiter leaves it pending for the others."""
+        change = self._changes.get(target)
+        if change is None:
+            change = self._changes[target] = asyncio.get_running_loop().create_future()
+        return asyncio.shield(change)
