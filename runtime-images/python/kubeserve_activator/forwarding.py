@@ -34,12 +34,10 @@ HOP_BY_HOP = frozenset(
 
 def end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """The headers to pass on: all but the hop-by-hop ones, repeated headers kept."""
-    named = {
+    dropped = HOP_BY_HOP.union(
         token.strip().lower() for value in headers.getall("Connection", ()) for token in value.split(",")
-    }
-    return CIMultiDict(
-        (key, value) for key, value in headers.items() if key.lower() not in HOP_BY_HOP | named
     )
+    return CIMultiDict((key, value) for key, value in headers.items() if key.lower() not in dropped)
 
 
 def json_error(
