@@ -19,6 +19,7 @@ from kubeserve_activator.hosts import service_of_host
 from kubeserve_activator.metrics import ActivatorMetrics
 from kubeserve_activator.tables import EndpointTable
 from tests.activator.conftest import IRIS, ActivatorFactory, RecordingWaker, client, infer_body
+from tests.network import free_port
 from tests.server.conftest import Server, Trained
 
 ROWS = 200_000  # about 15 MiB of JSON up, 1.2 MiB down
@@ -79,6 +80,18 @@ async def test_a_host_that_names_no_known_service_gets_404(activator: ActivatorF
         assert response.status_code == 404
         assert response.json()["error"].startswith(f"Host {host!r} names no service this activator serves")
     assert waker.calls == []
+
+
+async def test_a_ready_endpoint_that_refuses_the_connection_gives_502_naming_the_service(
+    activator: ActivatorFactory, endpoints: EndpointTable
+) -> None:
+    gone = free_port()  # nothing listens there: the pod died after its endpoint was published
+    endpoints.set(IRIS, [("127.0.0.1", gone)])
+    async with activator(RecordingWaker()) as running, client(running) as http:
+        response = await http.get("/v2/health/ready")
+        assert response.status_code == 502
+        assert response.json()["service"] == "models/iris"
+        assert f"pod 127.0.0.1:{gone} did not answer" in response.json()["error"]
 
 
 async def test_health_and_metrics_answer_on_the_admin_port(activator: ActivatorFactory) -> None:
