@@ -25,6 +25,7 @@ from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.decoding import SPEC_DEPTH, too_deep
 from kubeserve.apply.resources import (
     CHILD_KINDS,
+    ENDPOINT_SLICE,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     OPTIONAL_KINDS,
@@ -40,6 +41,7 @@ from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
 from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name
 from kubeserve.planning.rollout import LABEL_TRACK, TrackState
+from kubeserve.planning.scale_to_zero import SLICE_SERVICE
 from kubeserve.planning.traffic import Backend, effective_backend
 from kubeserve.status.announcements import announcements
 from kubeserve.status.compute import Observed, compute_status, track_pods
@@ -115,9 +117,18 @@ class Reconciler:
         self.synced = asyncio.Event()
         """Set once the view holds every watched object (every initial list is done): no reconcile before."""
         self._in_progress = 0
+        self.activator: tuple[str, str] | None = None
+        """(namespace, name) of the activator's Service, whose slices are followed (scale to zero on)."""
 
     def reconfigure(self, config: OperatorConfig) -> None:
         """A new operator configuration: every service is planned again under it."""
+        if config.scale_to_zero.activator != self.config.scale_to_zero.activator or (
+            config.scale_to_zero.enabled and self.activator is None
+        ):
+            logger.warning(
+                "scaleToZero: the activator's Service is followed from where the configuration put it at "
+                "the operator's start; restart the operator for this change to route idle services"
+            )
         self.config = config
         self.enqueue_all()
 
@@ -249,6 +260,16 @@ class Reconciler:
         except Exception:
             logger.exception("%s/%s: the failure could not be reported on the service", *key)
 
+    def _activator_slices(self) -> list[dict[str, Any]]:
+        if self.activator is None:
+            return []
+        where, service = self.activator
+        return [
+            piece
+            for piece in self.view.all(ENDPOINT_SLICE.kind, where)
+            if (piece["metadata"].get("labels") or {}).get(SLICE_SERVICE) == service
+        ]
+
     async def reconcile(self, namespace: str, name: str) -> None:
         body = self.view.get("InferenceService", namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -270,6 +291,7 @@ class Reconciler:
             return
         uid = service.metadata.uid
         served = await self.served()
+        idle = self.config.scale_to_zero.enabled  # what only scale to zero reads is decoded only then
         inputs = PlanInputs(
             config=self.config,
             namespaced_runtimes=_valid(ServingRuntime, self.view.all("ServingRuntime", namespace)),
@@ -280,6 +302,8 @@ class Reconciler:
             tracks=_track_states(self.view, namespace, name, uid),
             backend=self._backend_of(served),
             keda=served[SCALED_OBJECT],
+            endpoint_slices=self.view.owned_by(ENDPOINT_SLICE.kind, namespace, name, None) if idle else (),
+            activator_slices=self._activator_slices() if idle else (),
         )
         plan, problem = None, None
         try:

@@ -23,7 +23,10 @@ Children (and their pods) are listed and watched through a server-side label
 selector, so in a big cluster the operator never receives, parses or keeps
 anybody else's pods. Routes are followed the same way when their CRDs are
 installed, and so are KEDA's ScaledObjects; kopf's watch of those CRDs
-(`traffic.py`) tells the reconciler when one comes or goes.
+(`traffic.py`) tells the reconciler when one comes or goes. EndpointSlices
+are followed for scale to zero only (`planning/scale_to_zero.py`): those of
+its pods Services and routing slices, by their label, and the activator
+Service's, in its namespace only, while the configuration turns it on.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from kubeserve.apply.resources import (
     AUTOSCALER,
     CLUSTER_SERVING_RUNTIME,
     DEPLOYMENT,
+    ENDPOINT_SLICE,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     SCALED_OBJECT,
@@ -51,6 +55,7 @@ from kubeserve.apply.resources import (
 from kubeserve.list_watch import MIN_WATCH_SECONDS, ListWatch
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
+from kubeserve.planning.scale_to_zero import LABEL_ROUTED, SLICE_SERVICE
 from kubeserve.reconciler import Reconciler
 
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
@@ -83,12 +88,22 @@ def _owner(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
         reconciler.enqueue(metadata["namespace"], service)
 
 
+def _idle_services(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
+    """The activator's addresses changed: re-plan the services whose routing may point at it."""
+    for routing in reconciler.view.all(ENDPOINT_SLICE.kind):
+        labels = routing["metadata"].get("labels") or {}
+        if labels.get(LABEL_ROUTED) == "routing" and LABEL_SERVICE in labels:
+            reconciler.enqueue(routing["metadata"]["namespace"], labels[LABEL_SERVICE])
+
+
 @dataclass(frozen=True)
 class Watched:
     resource: Resource
     enqueue: Enqueue
     child: bool = False
     """Children and pods: only those with the service label, selected by the server."""
+    labels: tuple[str, ...] = ()
+    """More of the label selector (`key` or `key=value`), for a kind followed only in part."""
     optional: bool = False
     """A CRD that may be missing (routes, KEDA's): then there is nothing to list, and it is asked again
     later."""
@@ -101,6 +116,7 @@ WATCHED = (
     Watched(SERVICE_ACCOUNT, _namespace),
     Watched(DEPLOYMENT, _owner, child=True),
     Watched(SERVICE, _owner, child=True),
+    Watched(ENDPOINT_SLICE, _owner, child=True, labels=(LABEL_ROUTED,)),
     Watched(AUTOSCALER, _owner, child=True),
     Watched(POD, _owner, child=True),
     Watched(HTTP_ROUTE, _owner, child=True, optional=True),
@@ -108,6 +124,19 @@ WATCHED = (
     Watched(SCALED_OBJECT, _owner, child=True, optional=True),
 )
 """What the operator reads: its API, what plans read, what it creates, and the pods its Deployments create."""
+
+
+def activator_slices(name: str) -> Watched:
+    """The EndpointSlices of the activator's Service `name`, followed in its namespace only."""
+    return Watched(ENDPOINT_SLICE, _idle_services, labels=(f"{SLICE_SERVICE}={name}",))
+
+
+def _selected(labels: Mapping[str, str], selector: tuple[str, ...]) -> bool:
+    """Whether `labels` match a selector of `key` and `key=value` terms, as the server would select."""
+    return all(
+        labels.get(key) == value if sep else key in labels
+        for key, sep, value in (term.partition("=") for term in selector)
+    )
 
 
 @dataclass(frozen=True)
@@ -158,11 +187,12 @@ class Follower(ListWatch):
         listing: asyncio.Lock,
         missing: MissingCrds | None = None,
     ) -> None:
+        self.selector_terms = ((LABEL_SERVICE,) if watched.child else ()) + watched.labels
         super().__init__(
             api,
             watched.resource,
             namespace,
-            {"labelSelector": LABEL_SERVICE} if watched.child else {},
+            {"labelSelector": ",".join(self.selector_terms)} if self.selector_terms else {},
             listing,
         )
         self.reconciler = reconciler
@@ -204,10 +234,15 @@ class Follower(ListWatch):
         self._forget(seen)
 
     def _forget(self, seen: set[tuple[str, str]]) -> None:
+        """Only what this follower would have listed: another may follow other objects of its kind."""
         kind = self.watched.resource.kind
         for key in set(self.reconciler.view.keys(kind, self.namespace)) - seen:
             gone = self.reconciler.view.get(kind, *key)
-            if gone is not None and self.scope.wanted(key[0] or None):
+            if (
+                gone is not None
+                and self.scope.wanted(key[0] or None)
+                and _selected(gone["metadata"].get("labels") or {}, self.selector_terms)
+            ):
                 self._record("DELETED", gone)
 
     async def refused(self, error: ApiError) -> bool:
@@ -230,13 +265,18 @@ class Follower(ListWatch):
 
 
 async def follow_all(
-    api: KubeApi, reconciler: Reconciler, missing: MissingCrds, namespaces: tuple[str, ...] = ()
+    api: KubeApi,
+    reconciler: Reconciler,
+    missing: MissingCrds,
+    namespaces: tuple[str, ...] = (),
+    activator: tuple[str, str] | None = None,
 ) -> None:
     """Keep the view current until cancelled; once every kind is listed, mark synced and reconcile all.
 
     Nothing reconciles before that, so a restart's first reconcile of a
     service sees its every child and pod, and writes nothing. Kubeserve's
     kinds whose CRDs are not applied go into `missing` until they are.
+    `activator` is the (namespace, name) of the activator's Service, when scale to zero is on.
     """
     listing = asyncio.Lock()
     scope = Scope(namespaces)
@@ -245,6 +285,9 @@ async def follow_all(
         for watched in WATCHED
         for namespace in (scope.namespaces() if watched.resource.namespaced else [None])
     ]
+    if activator is not None:
+        where, name = activator
+        followers.append(Follower(api, reconciler, activator_slices(name), where, Scope(), listing, missing))
     tasks = [asyncio.create_task(f.run(), name=f"watch {f.watched.resource.plural}") for f in followers]
     try:
         for follower in followers:
