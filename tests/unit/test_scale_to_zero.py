@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
+import pytest
+
+from kubeserve.apply.client import ApiError
+from kubeserve.apply.resources import Resource
 from kubeserve.config import OperatorConfig, ScaleToZeroConfig, parse_config
-from kubeserve.handlers.watches import _selected
+from kubeserve.handlers.watches import Follower, Scope, _selected, activator_slices
+from kubeserve.observed import ClusterView
 from kubeserve.planning.plan import Plan, plan_service
+from kubeserve.reconciler import Reconciler
 from kubeserve.status.compute import Observed, compute_status
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 
@@ -225,3 +233,38 @@ def test_a_follower_forgets_only_slices_its_own_selector_lists() -> None:
         {"kubernetes.io/service-name": "kubeserve-activator"},
         ("kubernetes.io/service-name=kubeserve-activator",),
     )
+
+
+class Forbidden:
+    """An API server whose RBAC refuses every list (as in a namespace outside the operator's Roles)."""
+
+    async def list_page(
+        self, resource: Resource, namespace: str | None, params: dict[str, str]
+    ) -> dict[str, Any]:
+        raise ApiError(403, "endpointslices.discovery.k8s.io is forbidden")
+
+
+def test_activator_slices_the_operator_may_not_read_do_not_keep_it_from_reconciling(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> bool:
+        api = Forbidden()
+        reconciler = Reconciler(api, ClusterView(), ON)  # type: ignore[arg-type]
+        follower = Follower(
+            api,  # type: ignore[arg-type]
+            reconciler,
+            activator_slices("kubeserve-activator"),
+            "edge",
+            Scope(),
+            asyncio.Lock(),
+        )
+        task = asyncio.create_task(follower.run())
+        try:
+            await asyncio.wait_for(follower.listed.wait(), 5)
+            return follower.selector == {"labelSelector": "kubernetes.io/service-name=kubeserve-activator"}
+        finally:
+            task.cancel()
+
+    assert asyncio.run(scenario()), "listed (as empty) at once, by its label in its namespace"
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "forbidden" in error and "edge" in error

@@ -61,6 +61,8 @@ from kubeserve.reconciler import Reconciler
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
 
 MISSING_CRD_SECONDS = 5.0
+FORBIDDEN_SECONDS = 30.0
+"""How often slices the operator may not read (the activator's, outside its Roles) are asked for again."""
 """How often one of Kubeserve's kinds is asked for while its CRD is not applied (said once, not each time)."""
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,9 @@ class Watched:
     """Children and pods: only those with the service label, selected by the server."""
     labels: tuple[str, ...] = ()
     """More of the label selector (`key` or `key=value`), for a kind followed only in part."""
+    may_be_forbidden: bool = False
+    """Refused by RBAC, it is followed as empty (and asked again), not waited for: the activator's slices,
+    in a namespace the operator's Roles may not cover, must not keep every service from reconciling."""
     optional: bool = False
     """A CRD that may be missing (routes, KEDA's): then there is nothing to list, and it is asked again
     later."""
@@ -128,7 +133,7 @@ WATCHED = (
 
 def activator_slices(name: str) -> Watched:
     """The EndpointSlices of the activator's Service `name`, followed in its namespace only."""
-    return Watched(ENDPOINT_SLICE, _idle_services, labels=(f"{SLICE_SERVICE}={name}",))
+    return Watched(ENDPOINT_SLICE, _idle_services, labels=(f"{SLICE_SERVICE}={name}",), may_be_forbidden=True)
 
 
 def _selected(labels: Mapping[str, str], selector: tuple[str, ...]) -> bool:
@@ -248,7 +253,19 @@ class Follower(ListWatch):
     async def refused(self, error: ApiError) -> bool:
         """404: a CRD not applied. Kubeserve's own kinds are asked for again soon (and said missing
         once); a route's or KEDA's CRD may simply not be installed, which lists as nothing until kopf's
-        CRD watch (`traffic.py`) says it is served."""
+        CRD watch (`traffic.py`) says it is served. 403 on what `may_be_forbidden`: followed as empty."""
+        if error.status == 403 and self.watched.may_be_forbidden:
+            logger.error(
+                "%s in %s are forbidden to the operator (%s): grant list and watch there; meanwhile idle "
+                "services have no activator to route to",
+                self.watched.resource.plural,
+                self.namespace,
+                error,
+            )
+            self._forget(set())
+            self.listed.set()
+            await asyncio.sleep(FORBIDDEN_SECONDS)
+            return True
         if error.status != 404:
             return False
         if self.missing.owns(self.watched.resource):
