@@ -86,7 +86,7 @@ def test_the_service_routes_to_the_activator_at_zero_and_to_the_pod_once_it_is_r
     _stand_in_activator(core, discovery, namespace)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"scaleToZero": {"enabled": True}}))
-    args = ("--namespace", namespace, "--operator-namespace", namespace, "--config", str(config))
+    args = ("--namespace", namespace, "--operator-namespace", namespace, "--config", str(config), "--debug")
     with running_operator(kubeconfig, tmp_path / "operator.log", *args) as process:
         isvcs = Isvcs(kube, namespace)
         body: dict[str, Any] = example("sklearn-iris.yaml")
@@ -118,9 +118,14 @@ def test_the_service_routes_to_the_activator_at_zero_and_to_the_pod_once_it_is_r
         eventually(lambda: _routing(discovery, namespace)[0] == woken, 30, "routing to the woken pod")
         isvcs.wait_condition(NAME, "Ready", reason="Ready")
 
-        # A reconcile (a label on the service marks it) leaves the replica count to whoever set it.
+        # A reconcile (a label on the service marks it) leaves the replica count to whoever set it, and
+        # finds nothing to write.
+        log = tmp_path / "operator.log"
+        applied, reconciled = (log.read_text().count(line) for line in (": applied [", ": reconciled"))
         isvcs.apply({**body, "metadata": {**body["metadata"], "labels": {"poke": "1"}}})
-        time.sleep(3)
+        eventually(lambda: log.read_text().count(": reconciled") > reconciled, 20, "a reconcile")
+        time.sleep(2)
         assert apps.read_namespaced_deployment_scale(COMPONENT, namespace).spec.replicas == 1
         assert _routing(discovery, namespace)[0] == woken
+        assert log.read_text().count(": applied [") == applied, "a reconcile of a steady service wrote"
         assert process.poll() is None, "the operator exited"
