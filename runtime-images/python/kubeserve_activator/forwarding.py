@@ -12,7 +12,7 @@ from yarl import URL
 
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.holding import Holder, Unavailable
-from kubeserve_activator.hosts import service_of_host
+from kubeserve_activator.hosts import address_of_host, service_of_host
 from kubeserve_activator.interfaces import Target, Targets
 from kubeserve_activator.metrics import ActivatorMetrics
 
@@ -72,12 +72,14 @@ class Forwarder:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = request.headers.get("Host", "")
         service = service_of_host(host, self._config.cluster_domain)
-        target = self._targets.find(*service) if service else None
+        target = (
+            self._targets.find(*service) if service else self._targets.find_address(address_of_host(host))
+        )
         if target is None:
             return json_error(
                 404,
                 f"Host {host!r} names no service this activator serves; expected <service>.<namespace>"
-                f"[.svc[.{self._config.cluster_domain}]][:port]",
+                f"[.svc[.{self._config.cluster_domain}]][:port] or its ClusterIP",
             )
         try:
             ip, port = await self._holder.endpoint_for(target)

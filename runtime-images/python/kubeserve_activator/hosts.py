@@ -1,4 +1,4 @@
-"""The service a request is for, read from its Host header as cluster DNS names it."""
+"""The service a request is for, read from its Host header: a name as cluster DNS gives it, or an IP."""
 
 from __future__ import annotations
 
@@ -16,3 +16,11 @@ def service_of_host(host: str, cluster_domain: str = "cluster.local") -> tuple[s
         if len(labels) == 2 + len(suffix) and labels[2:] == suffix and all(labels[:2]):
             return labels[1], labels[0]
     return None
+
+
+def address_of_host(host: str) -> str:
+    """A Host header without its port: `10.0.0.7:8080` gives `10.0.0.7`, `[fd00::7]:80` `fd00::7`."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

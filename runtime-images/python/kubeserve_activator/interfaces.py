@@ -26,6 +26,9 @@ class Targets(Protocol):
     def find(self, namespace: str, name: str) -> Target | None:
         """The service of that name if the activator serves it, else None (the request gets 404)."""
 
+    def find_address(self, address: str) -> Target | None:
+        """The service of that ClusterIP (a Host that is an IP) if the activator serves it, else None."""
+
 
 class Endpoints(Protocol):
     def ready(self, target: Target) -> list[Endpoint]:

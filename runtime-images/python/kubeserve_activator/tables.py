@@ -14,12 +14,18 @@ class ServiceTable:
 
     def __init__(self, targets: Iterable[Target] = ()) -> None:
         self._targets = {(target.namespace, target.name): target for target in targets}
+        self._addresses: dict[str, Target] = {}
 
-    def add(self, target: Target) -> None:
+    def add(self, target: Target, address: str | None = None) -> None:
         self._targets[(target.namespace, target.name)] = target
+        if address is not None:
+            self._addresses[address] = target
 
     def find(self, namespace: str, name: str) -> Target | None:
         return self._targets.get((namespace, name))
+
+    def find_address(self, address: str) -> Target | None:
+        return self._addresses.get(address)
 
 
 class EndpointTable:
