@@ -26,6 +26,7 @@ from kubeserve.apply.decoding import SPEC_DEPTH, too_deep
 from kubeserve.apply.resources import (
     CHILD_KINDS,
     ENDPOINT_SLICE,
+    ENDPOINTS,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     OPTIONAL_KINDS,
@@ -38,7 +39,7 @@ from kubeserve.events import EventType, post_event, timestamp
 from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
 from kubeserve.observed import ClusterView, Key
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
-from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
+from kubeserve.planning.plan import Plan, PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name
 from kubeserve.planning.rollout import LABEL_TRACK, TrackState
 from kubeserve.planning.scale_to_zero import SLICE_SERVICE
@@ -313,6 +314,7 @@ class Reconciler:
         if plan is not None:
             children = [c for kind in CHILD_KINDS for c in self.view.owned_by(kind, namespace, name, uid)]
             result = await sync_children(self.api, self.view, plan.objects, children)
+            await self._delete_leftovers(namespace, name, plan)
             for action, written in (("apply", result.applied), ("delete", result.pruned)):
                 for kind_and_name in written:
                     WRITES.labels(kind_and_name.partition("/")[0], action).inc()
@@ -334,6 +336,23 @@ class Reconciler:
         status = compute_status(service, plan, problem, observed, timestamp())
         await self._write_status(body, status)
         logger.debug("%s/%s: reconciled", namespace, name)
+
+    async def _delete_leftovers(self, namespace: str, name: str, plan: Plan) -> None:
+        """What Kubernetes made of a Service's former selector, which would route beside scale to zero's
+        routing slice (`scale_to_zero.py`); a missing one is fine."""
+        leftovers = [item for part in plan.components.values() for item in part.leftovers]
+        for kind, leftover, uid in leftovers:
+            await self.api.delete(
+                ENDPOINTS if kind == ENDPOINTS.kind else ENDPOINT_SLICE, namespace, leftover, uid
+            )
+            WRITES.labels(kind, "delete").inc()
+        if leftovers:
+            logger.info(
+                "%s/%s: deleted %s, left from a selector its Service no longer has",
+                namespace,
+                name,
+                leftovers,
+            )
 
     async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> None:
         previous = body.get("status") or {}

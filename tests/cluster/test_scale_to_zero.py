@@ -129,3 +129,43 @@ def test_the_service_routes_to_the_activator_at_zero_and_to_the_pod_once_it_is_r
         assert _routing(discovery, namespace)[0] == woken
         assert log.read_text().count(": applied [") == applied, "a reconcile of a steady service wrote"
         assert process.poll() is None, "the operator exited"
+
+
+def test_turned_on_for_a_running_service_it_leaves_nothing_routing_beside_it(
+    kube: k8s.ApiClient, kubeconfig: str, namespace: str, tmp_path: Path
+) -> None:
+    """A Service losing its selector keeps its controllers' slices and Endpoints (mirrored into a slice):
+    they would route to the pods as they were, beside the routing slice."""
+    core, discovery = k8s.CoreV1Api(kube), k8s.DiscoveryV1Api(kube)
+    _stand_in_activator(core, discovery, namespace)
+    isvcs = Isvcs(kube, namespace)
+    body: dict[str, Any] = example("sklearn-iris.yaml")
+    body["spec"]["predictor"]["minReplicas"] = 0
+    args = ("--namespace", namespace, "--operator-namespace", namespace, "--config")
+    off, on = tmp_path / "off.yaml", tmp_path / "on.yaml"
+    off.write_text("{}")
+    on.write_text(yaml.safe_dump({"scaleToZero": {"enabled": True}}))
+    with running_operator(kubeconfig, tmp_path / "operator.log", *args, str(off)):
+        isvcs.apply(body)
+        isvcs.wait_ready(NAME)
+        eventually(
+            lambda: (
+                core.list_namespaced_endpoints(namespace, field_selector=f"metadata.name={COMPONENT}").items
+            ),
+            20,
+            "Endpoints",
+        )
+    with running_operator(kubeconfig, tmp_path / "operator.log", *args, str(on)):
+        pod_ips = eventually(lambda: _ready_pod_ips(core, namespace), 30, "the pod Ready")
+
+        def only_the_routing_slice() -> bool:
+            found = discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=f"kubernetes.io/service-name={COMPONENT}"
+            ).items
+            return [s.metadata.name for s in found] == [f"{COMPONENT}-routing"]
+
+        eventually(only_the_routing_slice, 30, "the routing slice alone")
+        assert _routing(discovery, namespace)[0] == pod_ips
+        assert not core.list_namespaced_endpoints(
+            namespace, field_selector=f"metadata.name={COMPONENT}"
+        ).items

@@ -85,6 +85,7 @@ RECONCILE_GRANTS = [
     *_grants("networking.istio.io", "virtualservices", CHILD_VERBS),
     *_grants("keda.sh", "scaledobjects", CHILD_VERBS),
     *_grants("discovery.k8s.io", "endpointslices", CHILD_VERBS),
+    *_grants("", "endpoints", "delete"),
     *_grants("", "pods serviceaccounts", "list watch"),
     *_grants("", "events", "create"),
 ]

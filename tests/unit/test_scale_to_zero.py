@@ -154,6 +154,31 @@ def test_every_service_port_is_routed_by_name_to_the_pods_or_to_the_activators_h
     )
 
 
+def test_what_the_former_selector_left_is_deleted_and_nothing_else() -> None:
+    def labelled(piece: dict[str, Any], manager: str) -> dict[str, Any]:
+        labels = {**piece["metadata"]["labels"], "endpointslice.kubernetes.io/managed-by": manager}
+        return {**piece, "metadata": {**piece["metadata"], "labels": labels, "uid": f"uid-{manager}"}}
+
+    old = labelled(
+        endpoint_slice("iris-predictor", POD_PORTS, ("10.0.0.9", True)), "endpointslice-controller.k8s.io"
+    )
+    mirrored = labelled(
+        endpoint_slice("iris-predictor", POD_PORTS, ("10.0.0.9", True), name="iris-predictor-m"),
+        "endpointslicemirroring-controller.k8s.io",
+    )
+    ours = labelled(
+        endpoint_slice("iris-predictor", POD_PORTS, name="iris-predictor-routing"), "serving.kubeserve.io"
+    )
+    pods = labelled(endpoint_slice("iris-predictor-pods", POD_PORTS), "endpointslice-controller.k8s.io")
+    plan = planned(endpoint_slices=[old, mirrored, ours, pods])
+    assert plan.components["predictor"].leftovers == (
+        ("EndpointSlice", "iris-predictor-m", "uid-endpointslicemirroring-controller.k8s.io"),
+        ("EndpointSlice", "iris-predictor-x1", "uid-endpointslice-controller.k8s.io"),
+        ("Endpoints", "iris-predictor", None),
+    )
+    assert planned(endpoint_slices=[ours, pods]).components["predictor"].leftovers == ()
+
+
 def test_no_ready_pod_and_no_activator_routes_nowhere() -> None:
     other = endpoint_slice("someone-else", POD_PORTS, ("10.0.0.1", True))
     plan = planned(endpoint_slices=[other])
@@ -226,9 +251,9 @@ def test_the_configuration_names_the_activator_and_refuses_unknown_keys() -> Non
 
 
 def test_a_follower_forgets_only_slices_its_own_selector_lists() -> None:
-    routed = {"serving.kubeserve.io/inferenceservice": "iris", "serving.kubeserve.io/routed": "pods"}
-    assert _selected(routed, ("serving.kubeserve.io/inferenceservice", "serving.kubeserve.io/routed"))
-    assert not _selected(routed, ("kubernetes.io/service-name=kubeserve-activator",))
+    child = {"serving.kubeserve.io/inferenceservice": "iris", "kubernetes.io/service-name": "iris-predictor"}
+    assert _selected(child, ("serving.kubeserve.io/inferenceservice",))
+    assert not _selected(child, ("kubernetes.io/service-name=kubeserve-activator",))
     assert _selected(
         {"kubernetes.io/service-name": "kubeserve-activator"},
         ("kubernetes.io/service-name=kubeserve-activator",),

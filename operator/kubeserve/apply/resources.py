@@ -35,6 +35,7 @@ CLUSTER_SERVING_RUNTIME = Resource(API_VERSION, "ClusterServingRuntime", "cluste
 DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments")
 SERVICE = Resource("v1", "Service", "services")
 ENDPOINT_SLICE = Resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
+ENDPOINTS = Resource("v1", "Endpoints", "endpoints")
 AUTOSCALER = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 VIRTUAL_SERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")

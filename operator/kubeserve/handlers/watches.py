@@ -24,9 +24,9 @@ selector, so in a big cluster the operator never receives, parses or keeps
 anybody else's pods. Routes are followed the same way when their CRDs are
 installed, and so are KEDA's ScaledObjects; kopf's watch of those CRDs
 (`traffic.py`) tells the reconciler when one comes or goes. EndpointSlices
-are followed for scale to zero only (`planning/scale_to_zero.py`): those of
-its pods Services and routing slices, by their label, and the activator
-Service's, in its namespace only, while the configuration turns it on.
+are followed for scale to zero (`planning/scale_to_zero.py`): those of the
+children's Services (Kubernetes copies a Service's labels onto its slices),
+and the activator Service's, in its namespace only, while it is turned on.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from kubeserve.apply.resources import (
 from kubeserve.list_watch import MIN_WATCH_SECONDS, ListWatch
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
-from kubeserve.planning.scale_to_zero import LABEL_ROUTED, SLICE_SERVICE
+from kubeserve.planning.scale_to_zero import MANAGER, SLICE_MANAGER, SLICE_SERVICE
 from kubeserve.reconciler import Reconciler
 
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
@@ -94,7 +94,7 @@ def _idle_services(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
     """The activator's addresses changed: re-plan the services whose routing may point at it."""
     for routing in reconciler.view.all(ENDPOINT_SLICE.kind):
         labels = routing["metadata"].get("labels") or {}
-        if labels.get(LABEL_ROUTED) == "routing" and LABEL_SERVICE in labels:
+        if labels.get(SLICE_MANAGER) == MANAGER and LABEL_SERVICE in labels:
             reconciler.enqueue(routing["metadata"]["namespace"], labels[LABEL_SERVICE])
 
 
@@ -121,7 +121,7 @@ WATCHED = (
     Watched(SERVICE_ACCOUNT, _namespace),
     Watched(DEPLOYMENT, _owner, child=True),
     Watched(SERVICE, _owner, child=True),
-    Watched(ENDPOINT_SLICE, _owner, child=True, labels=(LABEL_ROUTED,)),
+    Watched(ENDPOINT_SLICE, _owner, child=True),
     Watched(AUTOSCALER, _owner, child=True),
     Watched(POD, _owner, child=True),
     Watched(HTTP_ROUTE, _owner, child=True, optional=True),

@@ -32,7 +32,7 @@ from kubeserve.planning.rollout import (
     track_replicas,
 )
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
-from kubeserve.planning.scale_to_zero import Target, plan_routing
+from kubeserve.planning.scale_to_zero import Leftover, Target, plan_routing
 from kubeserve.planning.scaled_object import build_scaled_object
 from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS, InvalidAnnotation, scaling_mode
 from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
@@ -89,6 +89,8 @@ class ComponentPlan:
     (`server_settings.unsupported_fields`) and scaling it does not get (`scaling_mode`)."""
     routing: Target | None = None
     """Under scale to zero, where its Service's requests go (`scale_to_zero.py`); else None."""
+    leftovers: tuple[Leftover, ...] = ()
+    """Not children, yet to delete: what Kubernetes made of its Service's former selector."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,7 @@ def plan_component(
         loosened,
         unsupported_fields(component, spec, runtime) + scaling.notes,
         routing.target if routing else None,
+        routing.leftovers if routing else (),
     )
 
 

@@ -15,6 +15,10 @@ planned here from what the operator observes, lists:
   its `scale` subresource, and forwards the request once a pod is Ready; the
   pod's readiness then brings the routing back to the pods.
 
+A Service that had a selector before keeps what Kubernetes' controllers made
+of it (its EndpointSlices, and its Endpoints object, which is then mirrored
+into a slice): they route to the pods as they were, so they are deleted.
+
 The Deployment's replicas are not planned (the activator wakes it, and nothing
 must apply it back to 0 or 1). This is the contract with the activator
 (`runtime-images/python/kubeserve_activator`), and holds only while the
@@ -34,17 +38,18 @@ LABEL_SCALE_TO_ZERO = f"{GROUP_PREFIX}/scale-to-zero"
 """On the Service clients call: the activator serves requests for Services with this label only."""
 DEPLOYMENT_ANNOTATION = f"{GROUP_PREFIX}/deployment"
 PODS_SERVICE_ANNOTATION = f"{GROUP_PREFIX}/pods-service"
-LABEL_ROUTED = f"{GROUP_PREFIX}/routed"
-"""On the pods Service (its slices inherit its labels) and the routing slice: the slices the operator
-watches, and no others."""
 SLICE_SERVICE = "kubernetes.io/service-name"
 SLICE_MANAGER = "endpointslice.kubernetes.io/managed-by"
 MANAGER = "serving.kubeserve.io"
+MIRRORING = "endpointslicemirroring-controller.k8s.io"
+"""Manager of the slices Kubernetes mirrors from a selector-less Service's Endpoints object."""
 ACTIVATOR_PORT = "http"
 """The activator Service's port every routed port goes to while the component is at zero."""
 
 Body = Mapping[str, Any]
 Target = Literal["pods", "activator", "nowhere"]
+Leftover = tuple[str, str, str | None]
+"""(kind, name, uid) of an object to delete."""
 
 
 def pods_service_name(component_name: str) -> str:
@@ -61,6 +66,9 @@ class Routing:
     """The public Service, the pods Service and the routing EndpointSlice."""
     target: Target
     """Where the routing slice sends requests: `nowhere` when no pod and no activator pod is Ready."""
+    leftovers: tuple[Leftover, ...] = ()
+    """What Kubernetes made of the Service while it had a selector, which would route beside the routing
+    slice: its controller's slices, and its Endpoints object with the slice mirrored from it."""
 
 
 def _ready_addresses(slices: Sequence[Body]) -> list[str]:
@@ -102,6 +110,19 @@ def _activator_route(
     return [], []
 
 
+def _leftovers(slices: Sequence[Body], service: str) -> tuple[Leftover, ...]:
+    found: list[Leftover] = []
+    for piece in _of_service(slices, service):
+        metadata = piece["metadata"]
+        manager = (metadata.get("labels") or {}).get(SLICE_MANAGER)
+        if manager == MANAGER:
+            continue
+        found.append(("EndpointSlice", metadata["name"], metadata.get("uid")))
+        if manager == MIRRORING:
+            found.append(("Endpoints", service, None))
+    return tuple(sorted(set(found), key=lambda item: (item[0], item[1])))
+
+
 def plan_routing(
     metadata: dict[str, Any],
     selector: dict[str, str],
@@ -127,9 +148,7 @@ def plan_routing(
         container_ports,
     )
     del public["spec"]["selector"]
-    pods = build_service(
-        {**metadata, "name": pods_name, "labels": {**labels, LABEL_ROUTED: "pods"}}, selector, container_ports
-    )
+    pods = build_service({**metadata, "name": pods_name}, selector, container_ports)
     pods["spec"]["clusterIP"] = "None"
     service_ports = public["spec"]["ports"]
     pod_ports = [
@@ -149,10 +168,10 @@ def plan_routing(
         "metadata": {
             **metadata,
             "name": routing_slice_name(name),
-            "labels": {**labels, SLICE_SERVICE: name, SLICE_MANAGER: MANAGER, LABEL_ROUTED: "routing"},
+            "labels": {**labels, SLICE_SERVICE: name, SLICE_MANAGER: MANAGER},
         },
         "addressType": "IPv4",
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}} for address in addresses],
         "ports": ports,
     }
-    return Routing((public, pods, routing), target)
+    return Routing((public, pods, routing), target, _leftovers(observed_slices, name))
