@@ -36,7 +36,7 @@ from kubeserve_activator.cluster import (
     following,
 )
 from kubeserve_activator.interfaces import Endpoint, Endpoints, Target
-from kubeserve_activator.kube_api import KubeApi, from_kubeconfig
+from kubeserve_activator.kube_api import ApiError, KubeApi, from_kubeconfig
 from kubeserve_activator.server import RunningActivator, start
 from tests.activator.conftest import TEST_CONFIG, client, infer_body, until
 from tests.polling import eventually
@@ -331,3 +331,76 @@ def test_the_entry_point_serves_the_cluster_with_a_kubeconfig(
         assert process.wait(10) == 0
     first = json.loads(log_path.read_text().splitlines()[0])
     assert first["level"] == "info" and "listening" in first["message"]
+
+
+async def test_a_refused_wake_reaches_the_held_requests_503(
+    kube: k8s.ApiClient, kubeconfig: str, namespace: str, pod_image: str
+) -> None:
+    create_cold_service(kube, namespace, pod_image, pod_selector=False)
+    k8s.AppsV1Api(kube).delete_namespaced_deployment("iris-predictor", namespace)
+    async with (
+        activator_on_cluster(kubeconfig, namespaces=(namespace,)) as (_, _, running),
+        client(running, host=f"iris-predictor.{namespace}") as http,
+    ):
+        response = await http.get("/")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    message = response.json()["error"]
+    assert f"waking service {namespace}/iris-predictor failed: 404" in message
+    assert "deployments/iris-predictor/scale" in message, message
+
+
+class WatchesRefused(KubeApi):
+    """Our client against the real API server, except that every watch is refused as by a server in
+    trouble: the follower must back off, not reconnect in a tight loop."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        super().__init__(from_kubeconfig(Path(kubeconfig)))
+        self.watches = 0
+
+    async def watch(self, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        self.watches += 1
+        raise ApiError(500, f"watch {path}: etcdserver: leader changed")
+        yield {}  # an async generator, as the real one
+
+
+async def test_refused_watches_back_off(kubeconfig: str, namespace: str) -> None:
+    api = WatchesRefused(kubeconfig)
+    async with activator_on_cluster(kubeconfig, api=api, namespaces=(namespace,)) as (side, _, _):
+        await asyncio.sleep(2.0)
+        lists = [follower.lists for follower in side.followers]
+    # Two followers, each at 0.5 s then 1 s then 2 s between tries: at most 3 tries each in 2 s.
+    assert 2 <= api.watches <= 6, api.watches
+    assert all(1 <= count <= 3 for count in lists), lists
+
+
+async def test_a_service_labelled_after_its_pods_are_ready_finds_their_slices(
+    kube: k8s.ApiClient, kubeconfig: str, cold_service: Target
+) -> None:
+    """The slices arrived (and were dropped as no target's) before the Service became a target: the
+    slices' follower lists again to pick them up."""
+    namespace = cold_service.namespace
+    core = k8s.CoreV1Api(kube)
+    core.patch_namespaced_service(
+        "iris-predictor", namespace, {"metadata": {"labels": {SCALE_TO_ZERO_LABEL: None}}}
+    )
+    k8s.AppsV1Api(kube).patch_namespaced_deployment_scale(
+        "iris-predictor", namespace, {"spec": {"replicas": 1}}
+    )
+    async with activator_on_cluster(kubeconfig, namespaces=(namespace,)) as (side, _, _):
+        slices = side.followers[-1]
+
+        def pod_listed() -> bool:
+            found = k8s.DiscoveryV1Api(kube).list_namespaced_endpoint_slice(
+                namespace, label_selector="kubernetes.io/service-name=iris-predictor-pods"
+            )
+            return any(endpoint.conditions.ready for item in found.items for endpoint in item.endpoints or [])
+
+        await until(_async(pod_listed), seconds=30)
+        lists = slices.lists
+        assert side.endpoints.ready(cold_service) == []
+        core.patch_namespaced_service(
+            "iris-predictor", namespace, {"metadata": {"labels": {SCALE_TO_ZERO_LABEL: "true"}}}
+        )
+        await until(_async(lambda: side.endpoints.ready(cold_service)), seconds=30)
+        assert slices.lists > lists

@@ -47,12 +47,15 @@ class Follower:
     async def run(self) -> NoReturn:
         delay = BACKOFF_FIRST
         while True:
+            attempt = time.monotonic()
             try:
                 await self._list_then_watch()
             except Expired:
                 log.info("watch of %s expired; listing again", self._path)
                 await asyncio.sleep(BACKOFF_FIRST)
             except ApiError as error:
+                if time.monotonic() - attempt > BACKOFF_MAX:  # it had worked for a while: a new episode
+                    delay = BACKOFF_FIRST
                 log.warning("following %s: %s; again in %.1f s", self._path, error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
