@@ -39,7 +39,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
     defaults = ActivatorConfig()
     parser = argparse.ArgumentParser(prog="kubeserve_activator", description=__doc__)
     parser.add_argument("--host", default=defaults.host)
-    parser.add_argument("--port", type=int, default=8080, help="proxied traffic (default 8080)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="proxied traffic")
     parser.add_argument("--admin-port", type=int, default=defaults.admin_port, help="/healthz, /metrics")
     parser.add_argument(
         "--hold-seconds", type=float, default=defaults.hold_seconds, help="deadline of a held request"
