@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 import httpx
 import joblib
 import numpy as np
+from bench_model_server import rss_mib, wrk
 from servers.activator_process import SERVICES
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -77,34 +77,6 @@ def activator_process(backend_port: int, wake_delay: float | None) -> tuple[list
     return command, port, admin_port
 
 
-def wrk(url: str, body: Path, seconds: int, host: str | None, clients: int) -> dict[str, float]:
-    """One wrk run (post.lua); any non-2xx answer or socket error aborts the benchmark."""
-    headers = ["-H", f"Host: {host}"] if host else []
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{clients}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        *headers,
-        "-s",
-        str(HERE / "post.lua"),
-    ]
-    result = subprocess.run(
-        [*command, url],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "BENCH_BODY": str(body)},
-    )
-    line = next(line for line in result.stdout.splitlines() if line.startswith("WRK_RESULT "))
-    raw = json.loads(line.removeprefix("WRK_RESULT "))
-    if raw["non_2xx"] or raw["socket_errors"]:
-        raise AssertionError(f"{url}: {raw['non_2xx']} non-2xx answers, {raw['socket_errors']} socket errors")
-    return {"p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000}
-
-
 async def cold_burst(
     port: int, admin_port: int, rows: np.ndarray, expected: list[int]
 ) -> tuple[float, float]:
@@ -136,13 +108,6 @@ async def cold_burst(
     return min(times), max(times)
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise ValueError(f"no VmRSS for {pid}")
-
-
 def bench(args: argparse.Namespace) -> None:
     features, labels = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=1000).fit(features, labels)
@@ -165,12 +130,14 @@ def bench(args: argparse.Namespace) -> None:
                 proxied = f"http://127.0.0.1:{port}"
                 paths = {"direct": (direct, None), "activator": (proxied, "iris.models")}
                 for url, host in paths.values():  # warm-up, not kept
-                    wrk(f"{url}/v2/models/iris/infer", body, 1, host, 8)
+                    wrk(f"{url}/v2/models/iris/infer", body, 8, 1, host, core=None)
                 runs: dict[tuple[int, str], list[dict[str, float]]] = {}
                 for _ in range(args.rounds):
                     for clients in CLIENTS:
                         for name, (url, host) in paths.items():
-                            result = wrk(f"{url}/v2/models/iris/infer", body, args.duration, host, clients)
+                            result = wrk(
+                                f"{url}/v2/models/iris/infer", body, clients, args.duration, host, core=None
+                            )
                             runs.setdefault((clients, name), []).append(result)
                 memory = rss_mib(warm_activator.pid)
             rows = features[::3][:COLD_REQUESTS]

@@ -238,18 +238,28 @@ def check_answers(target: Target, bodies: dict[str, Path], expected: dict[str, l
             )
 
 
-def wrk(url: str, body: Path, concurrency: int, seconds: int) -> dict[str, float]:
+def wrk(
+    url: str,
+    body: Path,
+    concurrency: int,
+    seconds: int,
+    host: str | None = None,
+    core: str | None = LOAD_CORE,
+) -> dict[str, float]:
+    """One wrk run (post.lua), pinned to `core` unless None, with a Host header when given; any non-2xx
+    answer or socket error aborts the benchmark."""
+    pinned = ["taskset", "-c", core] if core is not None else []
+    headers = ["-H", f"Host: {host}"] if host else []
     result = subprocess.run(
         [
-            "taskset",
-            "-c",
-            LOAD_CORE,
+            *pinned,
             "wrk",
             "-t1",
             f"-c{concurrency}",
             f"-d{seconds}s",
             "--timeout",
             "10s",
+            *headers,
             "-s",
             str(HERE / "post.lua"),
             url,
