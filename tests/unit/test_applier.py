@@ -37,6 +37,7 @@ def test_what_still_conforms(desired: Any, observed: Any) -> None:
         (["--a"], ["--a", "--b"]),
         ([{"name": "x", "value": "1"}], [{"name": "x", "value": "2"}]),
         ({"a": {"b": 1}}, {"a": "b"}),
+        ({"hash": "4e16049127"}, {"hash": "5e16049127"}),
     ],
 )
 def test_what_no_longer_conforms(desired: Any, observed: Any) -> None:

@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from kubeserve.apply.client import KubeApi
@@ -85,7 +85,7 @@ def _quantity(value: object) -> Decimal | None:
         if suffix and suffix[0] in "eE":
             return Decimal(number) * Decimal(10) ** int(suffix[1:])
         return Decimal(number) * _SCALE[suffix or ""]
-    except InvalidOperation:
+    except DecimalException:  # a hex digest such as "4e16049127" reads as 4 x 10^16049127: no quantity
         return None
 
 
