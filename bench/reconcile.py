@@ -61,11 +61,11 @@ from kubeserve.planning.plan import PlanInputs, plan_service
 REPO = Path(__file__).resolve().parent.parent
 ISVC_PATH = "/apis/serving.kubeserve.io/v1beta1/namespaces/{namespace}/inferenceservices"
 DEPLOYMENTS_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments"
-EXTRA_NODES = 24
-"""kwok nodes added for the benchmark: 110 pods each, so 2400 pods (the limit's and the operator's) fit."""
+NODE_PODS = 250
+"""Pods per kwok node added for the benchmark."""
 OPERATOR_AGENTS = (USER_AGENT_PRODUCT, "kopf/")
 """The operator's own requests and kopf's (its lists and watches)."""
-READY_TIMEOUT = 600.0
+READY_TIMEOUT = 1800.0
 QUIET_WINDOW = 10.0
 RECONCILED = re.compile(
     r"^\[([0-9-]+ [0-9:,]+)\] kubeserve\.reconciler\s+\[DEBUG\s*\] (\S+): reconciled", re.M
@@ -344,10 +344,16 @@ def breakdown(requests: list[Request]) -> str:
     return ", ".join(f"{what}: {n}" for what, n in counts.most_common())
 
 
-async def prepare(state: ClusterState) -> None:
+def extra_nodes(sizes: list[int]) -> int:
+    """Enough kwok nodes for the warm-up's pods, the limit's and the operator's, with one to spare."""
+    pods = 10 + 2 * sum(sizes)
+    return -(-pods // NODE_PODS) + 1
+
+
+async def prepare(state: ClusterState, nodes: int) -> None:
     async with admin_client(state) as http:
-        for index in range(EXTRA_NODES):
-            shape = NodeShape(f"kwok-bench-{index}", cpu="32", memory="128Gi")
+        for index in range(nodes):
+            shape = NodeShape(f"kwok-bench-{index}", cpu="96", memory="384Gi", pods=str(NODE_PODS))
             (await http.post("/api/v1/nodes", json=node_manifest(shape))).raise_for_status()
     kubectl(state, "apply", "--server-side", "-f", str(REPO / "crds"))
     kubectl(state, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
@@ -443,7 +449,7 @@ def main() -> int:
     operator: Operator | None = None
     try:
         state = plane.up(audit_reads=True)
-        asyncio.run(prepare(state))
+        asyncio.run(prepare(state, extra_nodes(args.sizes)))
         measure_limit(state, 10)  # warm-up: the first batch after start-up pays for caches and connections
         limits = {size: measure_limit(state, size) for size in args.sizes}
         operator = Operator(state, workdir / "operator.log", args.profile and args.profile / "first.prof")
