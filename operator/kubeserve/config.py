@@ -86,6 +86,29 @@ class PodSecurityConfig(ConfigModel):
     )
 
 
+class ActivatorRef(ConfigModel):
+    namespace: str | None = Field(
+        default=None,
+        description="Namespace of the activator's Service; the operator's own namespace when unset.",
+    )
+    name: str = Field(default="kubeserve-activator", description="Name of the activator's Service.")
+
+
+class ScaleToZeroConfig(ConfigModel):
+    enabled: bool = Field(
+        default=False,
+        description="Whether a component with `minReplicas: 0` scales to zero: its Service routes to the "
+        "activator (which holds requests and wakes the Deployment) while no pod is Ready, and to the pods "
+        "directly otherwise. Needs the activator installed; off, minReplicas 0 keeps 1 replica.",
+    )
+    activator: ActivatorRef = ActivatorRef()
+
+    def activator_service(self, operator_namespace: str | None) -> tuple[str, str] | None:
+        """(namespace, name) of the activator's Service; None while off, or when no namespace is known."""
+        namespace = self.activator.namespace or operator_namespace
+        return (namespace, self.activator.name) if self.enabled and namespace else None
+
+
 def _gpu_class(resource: str, label: str, product: str) -> AcceleratorClass:
     return AcceleratorClass(
         resource_name=resource,
@@ -108,6 +131,7 @@ class OperatorConfig(ConfigModel):
     traffic: TrafficConfig = TrafficConfig()
     storage_initializer: StorageInitializerConfig = StorageInitializerConfig()
     pod_security: PodSecurityConfig = PodSecurityConfig()
+    scale_to_zero: ScaleToZeroConfig = ScaleToZeroConfig()
     accelerator_classes: dict[str, AcceleratorClass] = Field(
         default_factory=lambda: dict(DEFAULT_ACCELERATOR_CLASSES),
         description="GPU and other accelerator classes by name (`model.accelerator` names one). A runtime's "

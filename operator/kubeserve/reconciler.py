@@ -25,6 +25,8 @@ from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.decoding import SPEC_DEPTH, too_deep
 from kubeserve.apply.resources import (
     CHILD_KINDS,
+    ENDPOINT_SLICE,
+    ENDPOINTS,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     OPTIONAL_KINDS,
@@ -37,9 +39,10 @@ from kubeserve.events import EventType, post_event, timestamp
 from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
 from kubeserve.observed import ClusterView, Key
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
-from kubeserve.planning.plan import PlanInputs, PlanningError, plan_service
+from kubeserve.planning.plan import Plan, PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name
 from kubeserve.planning.rollout import LABEL_TRACK, TrackState
+from kubeserve.planning.scale_to_zero import SLICE_SERVICE
 from kubeserve.planning.traffic import Backend, effective_backend
 from kubeserve.status.announcements import announcements
 from kubeserve.status.compute import Observed, compute_status, track_pods
@@ -115,9 +118,18 @@ class Reconciler:
         self.synced = asyncio.Event()
         """Set once the view holds every watched object (every initial list is done): no reconcile before."""
         self._in_progress = 0
+        self.activator: tuple[str, str] | None = None
+        """(namespace, name) of the activator's Service, whose slices are followed (scale to zero on)."""
 
     def reconfigure(self, config: OperatorConfig) -> None:
         """A new operator configuration: every service is planned again under it."""
+        if config.scale_to_zero.activator != self.config.scale_to_zero.activator or (
+            config.scale_to_zero.enabled and self.activator is None
+        ):
+            logger.warning(
+                "scaleToZero: the activator's Service is followed from where the configuration put it at "
+                "the operator's start; restart the operator for this change to route idle services"
+            )
         self.config = config
         self.enqueue_all()
 
@@ -249,6 +261,16 @@ class Reconciler:
         except Exception:
             logger.exception("%s/%s: the failure could not be reported on the service", *key)
 
+    def _activator_slices(self) -> list[dict[str, Any]]:
+        if self.activator is None:
+            return []
+        where, service = self.activator
+        return [
+            piece
+            for piece in self.view.all(ENDPOINT_SLICE.kind, where)
+            if (piece["metadata"].get("labels") or {}).get(SLICE_SERVICE) == service
+        ]
+
     async def reconcile(self, namespace: str, name: str) -> None:
         body = self.view.get("InferenceService", namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -270,6 +292,7 @@ class Reconciler:
             return
         uid = service.metadata.uid
         served = await self.served()
+        idle = self.config.scale_to_zero.enabled  # what only scale to zero reads is decoded only then
         inputs = PlanInputs(
             config=self.config,
             namespaced_runtimes=_valid(ServingRuntime, self.view.all("ServingRuntime", namespace)),
@@ -280,6 +303,8 @@ class Reconciler:
             tracks=_track_states(self.view, namespace, name, uid),
             backend=self._backend_of(served),
             keda=served[SCALED_OBJECT],
+            endpoint_slices=self.view.owned_by(ENDPOINT_SLICE.kind, namespace, name, None) if idle else (),
+            activator_slices=self._activator_slices() if idle else (),
         )
         plan, problem = None, None
         try:
@@ -289,6 +314,7 @@ class Reconciler:
         if plan is not None:
             children = [c for kind in CHILD_KINDS for c in self.view.owned_by(kind, namespace, name, uid)]
             result = await sync_children(self.api, self.view, plan.objects, children)
+            await self._delete_leftovers(namespace, name, plan)
             for action, written in (("apply", result.applied), ("delete", result.pruned)):
                 for kind_and_name in written:
                     WRITES.labels(kind_and_name.partition("/")[0], action).inc()
@@ -310,6 +336,23 @@ class Reconciler:
         status = compute_status(service, plan, problem, observed, timestamp())
         await self._write_status(body, status)
         logger.debug("%s/%s: reconciled", namespace, name)
+
+    async def _delete_leftovers(self, namespace: str, name: str, plan: Plan) -> None:
+        """What Kubernetes made of a Service's former selector, which would route beside scale to zero's
+        routing slice (`scale_to_zero.py`); a missing one is fine."""
+        leftovers = [item for part in plan.components.values() for item in part.leftovers]
+        for kind, leftover, uid in leftovers:
+            await self.api.delete(
+                ENDPOINTS if kind == ENDPOINTS.kind else ENDPOINT_SLICE, namespace, leftover, uid
+            )
+            WRITES.labels(kind, "delete").inc()
+        if leftovers:
+            logger.info(
+                "%s/%s: deleted %s, left from a selector its Service no longer has",
+                namespace,
+                name,
+                leftovers,
+            )
 
     async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> None:
         previous = body.get("status") or {}

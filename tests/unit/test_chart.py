@@ -84,6 +84,8 @@ RECONCILE_GRANTS = [
     *_grants("gateway.networking.k8s.io", "httproutes", CHILD_VERBS),
     *_grants("networking.istio.io", "virtualservices", CHILD_VERBS),
     *_grants("keda.sh", "scaledobjects", CHILD_VERBS),
+    *_grants("discovery.k8s.io", "endpointslices", CHILD_VERBS),
+    *_grants("", "endpoints", "delete"),
     *_grants("", "pods serviceaccounts", "list watch"),
     *_grants("", "events", "create"),
 ]
@@ -98,6 +100,7 @@ REQUIRED_GRANTS = RECONCILE_GRANTS + CLUSTER_READS
 CONFIG_MAP, LEASE = "kubeserve-config", "kubeserve-operator"
 REQUIRED_OWN_NAMESPACE_GRANTS = [
     *[("", "configmaps", verb, CONFIG_MAP) for verb in ("get", "list", "watch")],
+    *[("discovery.k8s.io", "endpointslices", verb, "") for verb in ("list", "watch")],
     ("coordination.k8s.io", "leases", "create", ""),
     *[("coordination.k8s.io", "leases", verb, LEASE) for verb in ("get", "update")],
 ]

@@ -68,7 +68,8 @@ def test_keda_without_keda_installed_is_a_clear_refusal_naming_the_annotation() 
 def test_min_replicas_zero_is_said_not_silently_floored() -> None:
     idle = {"predictor": {**SKLEARN["predictor"], "minReplicas": 0, "maxReplicas": 3}}
     (note,) = _notes({}, idle)
-    assert note.startswith("spec.predictor.minReplicas 0: scale to zero is not built yet")
+    assert note.startswith("spec.predictor.minReplicas 0: scale to zero is off in this operator's config")
+    assert "scaleToZero.enabled turns it on" in note
     assert _notes({AUTOSCALER_CLASS: "external"}, idle) == (), "external owns the count, zero included"
 
 

@@ -34,6 +34,8 @@ SERVING_RUNTIME = Resource(API_VERSION, "ServingRuntime", "servingruntimes")
 CLUSTER_SERVING_RUNTIME = Resource(API_VERSION, "ClusterServingRuntime", "clusterservingruntimes", False)
 DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments")
 SERVICE = Resource("v1", "Service", "services")
+ENDPOINT_SLICE = Resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
+ENDPOINTS = Resource("v1", "Endpoints", "endpoints")
 AUTOSCALER = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 VIRTUAL_SERVICE = Resource("networking.istio.io/v1", "VirtualService", "virtualservices")
@@ -43,7 +45,8 @@ LEASE = Resource("coordination.k8s.io/v1", "Lease", "leases")
 CONFIG_MAP = Resource("v1", "ConfigMap", "configmaps")
 
 CHILD_KINDS = {
-    r.kind: r for r in (DEPLOYMENT, SERVICE, AUTOSCALER, HTTP_ROUTE, VIRTUAL_SERVICE, SCALED_OBJECT)
+    r.kind: r
+    for r in (DEPLOYMENT, SERVICE, ENDPOINT_SLICE, AUTOSCALER, HTTP_ROUTE, VIRTUAL_SERVICE, SCALED_OBJECT)
 }
 """Kinds an InferenceService owns; the applier prunes among these."""
 OPTIONAL_KINDS = (HTTP_ROUTE, VIRTUAL_SERVICE, SCALED_OBJECT)

@@ -61,9 +61,19 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         config = load_config(options.config_file)
     memo.view = ClusterView()
     reconciler = memo.reconciler = Reconciler(api, memo.view, config)
+    # Where the activator is, as the configuration says at start (followed only while scale to zero is on).
+    reconciler.activator = config.scale_to_zero.activator_service(options.operator_namespace)
+    if config.scale_to_zero.enabled and reconciler.activator is None:
+        logger.error(
+            "scaleToZero.enabled, but where the activator runs is unknown: set "
+            "scaleToZero.activator.namespace or --operator-namespace; meanwhile idle services have no "
+            "activator to route to"
+        )
     # Watches on a client of their own: their long-lived connections stay out of the writes' pool.
     missing = MissingCrds()
-    watches = follow_all(KubeApi.from_connection(credentials), reconciler, missing, options.namespaces)
+    watches = follow_all(
+        KubeApi.from_connection(credentials), reconciler, missing, options.namespaces, reconciler.activator
+    )
     loops.append(asyncio.create_task(watches, name="watches"))
     if source is not None:
         loops.append(asyncio.create_task(source.follow(reconciler.reconfigure), name="configuration watch"))

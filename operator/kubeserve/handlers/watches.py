@@ -23,7 +23,10 @@ Children (and their pods) are listed and watched through a server-side label
 selector, so in a big cluster the operator never receives, parses or keeps
 anybody else's pods. Routes are followed the same way when their CRDs are
 installed, and so are KEDA's ScaledObjects; kopf's watch of those CRDs
-(`traffic.py`) tells the reconciler when one comes or goes.
+(`traffic.py`) tells the reconciler when one comes or goes. EndpointSlices
+are followed for scale to zero (`planning/scale_to_zero.py`): those of the
+children's Services (Kubernetes copies a Service's labels onto its slices),
+and the activator Service's, in its namespace only, while it is turned on.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from kubeserve.apply.resources import (
     AUTOSCALER,
     CLUSTER_SERVING_RUNTIME,
     DEPLOYMENT,
+    ENDPOINT_SLICE,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     SCALED_OBJECT,
@@ -51,11 +55,14 @@ from kubeserve.apply.resources import (
 from kubeserve.list_watch import MIN_WATCH_SECONDS, ListWatch
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
+from kubeserve.planning.scale_to_zero import MANAGER, SLICE_MANAGER, SLICE_SERVICE
 from kubeserve.reconciler import Reconciler
 
 Enqueue = Callable[[Reconciler, Mapping[str, Any]], None]
 
 MISSING_CRD_SECONDS = 5.0
+FORBIDDEN_SECONDS = 30.0
+"""How often slices the operator may not read (the activator's, outside its Roles) are asked for again."""
 """How often one of Kubeserve's kinds is asked for while its CRD is not applied (said once, not each time)."""
 logger = logging.getLogger(__name__)
 
@@ -83,12 +90,25 @@ def _owner(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
         reconciler.enqueue(metadata["namespace"], service)
 
 
+def _idle_services(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
+    """The activator's addresses changed: re-plan the services whose routing may point at it."""
+    for routing in reconciler.view.all(ENDPOINT_SLICE.kind):
+        labels = routing["metadata"].get("labels") or {}
+        if labels.get(SLICE_MANAGER) == MANAGER and LABEL_SERVICE in labels:
+            reconciler.enqueue(routing["metadata"]["namespace"], labels[LABEL_SERVICE])
+
+
 @dataclass(frozen=True)
 class Watched:
     resource: Resource
     enqueue: Enqueue
     child: bool = False
     """Children and pods: only those with the service label, selected by the server."""
+    labels: tuple[str, ...] = ()
+    """More of the label selector (`key` or `key=value`), for a kind followed only in part."""
+    may_be_forbidden: bool = False
+    """Refused by RBAC, it is followed as empty (and asked again), not waited for: the activator's slices,
+    in a namespace the operator's Roles may not cover, must not keep every service from reconciling."""
     optional: bool = False
     """A CRD that may be missing (routes, KEDA's): then there is nothing to list, and it is asked again
     later."""
@@ -101,6 +121,7 @@ WATCHED = (
     Watched(SERVICE_ACCOUNT, _namespace),
     Watched(DEPLOYMENT, _owner, child=True),
     Watched(SERVICE, _owner, child=True),
+    Watched(ENDPOINT_SLICE, _owner, child=True),
     Watched(AUTOSCALER, _owner, child=True),
     Watched(POD, _owner, child=True),
     Watched(HTTP_ROUTE, _owner, child=True, optional=True),
@@ -108,6 +129,19 @@ WATCHED = (
     Watched(SCALED_OBJECT, _owner, child=True, optional=True),
 )
 """What the operator reads: its API, what plans read, what it creates, and the pods its Deployments create."""
+
+
+def activator_slices(name: str) -> Watched:
+    """The EndpointSlices of the activator's Service `name`, followed in its namespace only."""
+    return Watched(ENDPOINT_SLICE, _idle_services, labels=(f"{SLICE_SERVICE}={name}",), may_be_forbidden=True)
+
+
+def _selected(labels: Mapping[str, str], selector: tuple[str, ...]) -> bool:
+    """Whether `labels` match a selector of `key` and `key=value` terms, as the server would select."""
+    return all(
+        labels.get(key) == value if sep else key in labels
+        for key, sep, value in (term.partition("=") for term in selector)
+    )
 
 
 @dataclass(frozen=True)
@@ -158,11 +192,12 @@ class Follower(ListWatch):
         listing: asyncio.Lock,
         missing: MissingCrds | None = None,
     ) -> None:
+        self.selector_terms = ((LABEL_SERVICE,) if watched.child else ()) + watched.labels
         super().__init__(
             api,
             watched.resource,
             namespace,
-            {"labelSelector": LABEL_SERVICE} if watched.child else {},
+            {"labelSelector": ",".join(self.selector_terms)} if self.selector_terms else {},
             listing,
         )
         self.reconciler = reconciler
@@ -204,16 +239,33 @@ class Follower(ListWatch):
         self._forget(seen)
 
     def _forget(self, seen: set[tuple[str, str]]) -> None:
+        """Only what this follower would have listed: another may follow other objects of its kind."""
         kind = self.watched.resource.kind
         for key in set(self.reconciler.view.keys(kind, self.namespace)) - seen:
             gone = self.reconciler.view.get(kind, *key)
-            if gone is not None and self.scope.wanted(key[0] or None):
+            if (
+                gone is not None
+                and self.scope.wanted(key[0] or None)
+                and _selected(gone["metadata"].get("labels") or {}, self.selector_terms)
+            ):
                 self._record("DELETED", gone)
 
     async def refused(self, error: ApiError) -> bool:
         """404: a CRD not applied. Kubeserve's own kinds are asked for again soon (and said missing
         once); a route's or KEDA's CRD may simply not be installed, which lists as nothing until kopf's
-        CRD watch (`traffic.py`) says it is served."""
+        CRD watch (`traffic.py`) says it is served. 403 on what `may_be_forbidden`: followed as empty."""
+        if error.status == 403 and self.watched.may_be_forbidden:
+            logger.error(
+                "%s in %s are forbidden to the operator (%s): grant list and watch there; meanwhile idle "
+                "services have no activator to route to",
+                self.watched.resource.plural,
+                self.namespace,
+                error,
+            )
+            self._forget(set())
+            self.listed.set()
+            await asyncio.sleep(FORBIDDEN_SECONDS)
+            return True
         if error.status != 404:
             return False
         if self.missing.owns(self.watched.resource):
@@ -230,13 +282,18 @@ class Follower(ListWatch):
 
 
 async def follow_all(
-    api: KubeApi, reconciler: Reconciler, missing: MissingCrds, namespaces: tuple[str, ...] = ()
+    api: KubeApi,
+    reconciler: Reconciler,
+    missing: MissingCrds,
+    namespaces: tuple[str, ...] = (),
+    activator: tuple[str, str] | None = None,
 ) -> None:
     """Keep the view current until cancelled; once every kind is listed, mark synced and reconcile all.
 
     Nothing reconciles before that, so a restart's first reconcile of a
     service sees its every child and pod, and writes nothing. Kubeserve's
     kinds whose CRDs are not applied go into `missing` until they are.
+    `activator` is the (namespace, name) of the activator's Service, when scale to zero is on.
     """
     listing = asyncio.Lock()
     scope = Scope(namespaces)
@@ -245,6 +302,9 @@ async def follow_all(
         for watched in WATCHED
         for namespace in (scope.namespaces() if watched.resource.namespaced else [None])
     ]
+    if activator is not None:
+        where, name = activator
+        followers.append(Follower(api, reconciler, activator_slices(name), where, Scope(), listing, missing))
     tasks = [asyncio.create_task(f.run(), name=f"watch {f.watched.resource.plural}") for f in followers]
     try:
         for follower in followers:

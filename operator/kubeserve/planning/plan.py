@@ -32,6 +32,7 @@ from kubeserve.planning.rollout import (
     track_replicas,
 )
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
+from kubeserve.planning.scale_to_zero import Leftover, Target, plan_routing
 from kubeserve.planning.scaled_object import build_scaled_object
 from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS, InvalidAnnotation, scaling_mode
 from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
@@ -65,6 +66,10 @@ class PlanInputs:
     """The traffic backend in effect: the configured one, if the cluster serves it (see traffic.py)."""
     keda: bool = False
     """Whether the cluster serves KEDA's ScaledObjects, which the keda autoscaler class needs."""
+    endpoint_slices: Sequence[Mapping[str, Any]] = ()
+    """The service's watched EndpointSlices: its pods Services' (scale to zero routes to their Ready pods)."""
+    activator_slices: Sequence[Mapping[str, Any]] = ()
+    """The activator Service's EndpointSlices: where an idle component's requests go."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class ComponentPlan:
     unsupported: tuple[str, ...] = ()
     """What the service asks for that is not acted on: fields its runtime does not read
     (`server_settings.unsupported_fields`) and scaling it does not get (`scaling_mode`)."""
+    routing: Target | None = None
+    """Under scale to zero, where its Service's requests go (`scale_to_zero.py`); else None."""
+    leftovers: tuple[Leftover, ...] = ()
+    """Not children, yet to delete: what Kubernetes made of its Service's former selector."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,12 @@ def plan_component(
     strategy = spec.deployment_strategy or (ACCELERATOR_STRATEGY if accelerated else DEFAULT_STRATEGY)
     selector = naming.selector_labels(name, component)
     try:
-        scaling = scaling_mode(service.metadata.annotations or {}, component, spec)
+        scaling = scaling_mode(
+            service.metadata.annotations or {},
+            component,
+            spec,
+            scale_to_zero=inputs.config.scale_to_zero.enabled,
+        )
     except InvalidAnnotation as error:
         raise PlanningError(component, "InvalidAnnotation", str(error)) from error
     autoscaled = scaling.may_autoscale and wants_autoscaler(spec)
@@ -234,8 +248,13 @@ def plan_component(
     )
     metadata = naming.child_metadata(base_name, namespace, labels, owner)
     ports = entry_ports(template, spec)
+    routing = (
+        plan_routing(metadata, selector, ports, inputs.endpoint_slices, inputs.activator_slices)
+        if scaling.scales_to_zero
+        else None
+    )
     objects: list[dict[str, Any]] = [
-        build_service(metadata, selector, ports),
+        *(routing.objects if routing else [build_service(metadata, selector, ports)]),
         build_deployment(
             metadata,
             {**selector, LABEL_TRACK: STABLE},
@@ -272,6 +291,8 @@ def plan_component(
         tuple(ports),
         loosened,
         unsupported_fields(component, spec, runtime) + scaling.notes,
+        routing.target if routing else None,
+        routing.leftovers if routing else (),
     )
 
 

@@ -15,8 +15,9 @@ count:
   component is not planned, with the reason `KedaNotInstalled` (`plan.py`).
 
 What a service asks for and does not get is said in the `FieldsSupported`
-condition, never dropped: another deployment mode, minReplicas 0 (scale to
-zero needs a request-holding proxy, not built yet), autoScaling metrics the
+condition, never dropped: another deployment mode, minReplicas 0 while the
+operator's configuration leaves scale to zero off (`scaleToZero.enabled`:
+it needs the activator; on, `scale_to_zero.py` plans it), autoScaling metrics the
 class cannot act on (an External query under `hpa`; any under `none` or
 `external`; any without room to scale), autoScaling.keda outside `keda`, and
 concurrency or rps under `keda` without a query. A value outside the lists is refused, naming the
@@ -51,11 +52,14 @@ class ScalingMode:
     autoscaler_class: AutoscalerClass
     notes: tuple[str, ...]
     """What the service asks for that this component does not get, one sentence each."""
+    scales_to_zero: bool = False
+    """minReplicas 0 with scale to zero on: routed through the activator while idle, which wakes it."""
 
     @property
     def owns_replicas(self) -> bool:
-        """Whether Kubeserve sets the Deployment's replicas (or an HPA of its own does)."""
-        return self.autoscaler_class != "external"
+        """Whether Kubeserve sets the Deployment's replicas (or an HPA of its own does): not under the
+        external class, nor when the activator wakes the Deployment from zero."""
+        return self.autoscaler_class != "external" and not self.scales_to_zero
 
     @property
     def may_autoscale(self) -> bool:
@@ -98,8 +102,11 @@ def _metric_notes(autoscaler: AutoscalerClass, where: str, spec: ComponentSpec) 
     return notes
 
 
-def scaling_mode(annotations: Mapping[str, str], component: str, spec: ComponentSpec) -> ScalingMode:
-    """The component's scaling under the service's annotations; raises InvalidAnnotation."""
+def scaling_mode(
+    annotations: Mapping[str, str], component: str, spec: ComponentSpec, *, scale_to_zero: bool = False
+) -> ScalingMode:
+    """The component's scaling under the service's annotations and whether the operator's configuration
+    turns scale to zero on; raises InvalidAnnotation."""
     mode = _annotation(annotations, DEPLOYMENT_MODE, RAW_MODES + OTHER_MODES)
     autoscaler = cast(
         AutoscalerClass, _annotation(annotations, AUTOSCALER_CLASS, AUTOSCALER_CLASSES) or "hpa"
@@ -111,8 +118,10 @@ def scaling_mode(annotations: Mapping[str, str], component: str, spec: Component
             "mode only, so the service runs as Deployments and Services"
         )
     notes += _metric_notes(autoscaler, f"spec.{component}", spec)
-    if spec.min_replicas == 0 and autoscaler != "external":
+    idle = spec.min_replicas == 0
+    if idle and not scale_to_zero and autoscaler != "external":
         notes.append(
-            f"spec.{component}.minReplicas 0: scale to zero is not built yet, so it keeps at least 1 replica"
+            f"spec.{component}.minReplicas 0: scale to zero is off in this operator's configuration "
+            "(scaleToZero.enabled turns it on, with the activator installed), so it keeps at least 1 replica"
         )
-    return ScalingMode(autoscaler, tuple(notes))
+    return ScalingMode(autoscaler, tuple(notes), idle and scale_to_zero)

@@ -48,6 +48,37 @@ def _runs(deployment: Mapping[str, Any] | None, service: str, component: str, re
     return digest is None or revision_name(service, component, digest) == revision
 
 
+SCALED_TO_ZERO = "ScaledToZero"
+
+
+def _idle_verdict(kind: str, part: ComponentPlan, deployment: Mapping[str, Any] | None) -> Verdict | None:
+    """Under scale to zero, a Deployment at 0 replicas with no pod Ready is idle, not broken: Ready, as
+    the activator wakes it on the first request; unless no activator pod is there to do so."""
+    if part.routing is None or deployment is None:
+        return None
+    wanted = deployment.get("spec", {}).get("replicas", 1)
+    if wanted != 0 or deployment.get("status", {}).get("readyReplicas"):
+        return None
+    if part.routing == "nowhere":
+        return Verdict(
+            kind,
+            "False",
+            "ActivatorUnavailable",
+            "scaled to zero, and the activator's Service has no Ready pod to hold a request and wake it: "
+            "install the activator, or see its pods",
+        )
+    return Verdict(
+        kind, "True", SCALED_TO_ZERO, "idle, scaled to zero: the first request wakes it (held meanwhile)"
+    )
+
+
+def _ready_verdict(parts: list[Verdict]) -> Verdict:
+    """Ready over every part; an idle component's reason and message when all are Ready."""
+    ready = all_ready("Ready", parts)
+    idle = next((p for p in parts if p.reason == SCALED_TO_ZERO), None)
+    return Verdict("Ready", "True", SCALED_TO_ZERO, idle.message) if ready.ok and idle else ready
+
+
 def _canary_verdict(plan: ComponentPlan, verdict: Verdict) -> Verdict:
     """A canary that is not Ready says so, and that the stable revision keeps all the traffic meanwhile."""
     if verdict.ok:
@@ -150,7 +181,9 @@ def compute_status(
         assert plan is not None
         part = plan.components[component]
         stable_deployment = observed.deployments.get(part.name)
-        stable = deployment_verdict(kind, stable_deployment, observed.pods_of(component, STABLE))
+        stable = _idle_verdict(kind, part, stable_deployment) or deployment_verdict(
+            kind, stable_deployment, observed.pods_of(component, STABLE)
+        )
         verdicts.append(stable)
         canary = None
         if part.rollout.in_canary:
@@ -172,7 +205,7 @@ def compute_status(
     ingress_url = plan.ingress_url if plan else None
     ingress = Verdict("IngressReady", "True", "Routed" if ingress_url else "ClusterLocal", "")
     ready_parts = [v for v in verdicts if v.type in {condition_type(c) for c in components}] + [ingress]
-    verdicts += [ingress, all_ready("Ready", ready_parts)]
+    verdicts += [ingress, _ready_verdict(ready_parts)]
     if plan is not None:
         verdicts += [_hardening_verdict(plan), _fields_verdict(plan)]
     status: dict[str, Any] = {

@@ -1,0 +1,177 @@
+"""Scale to zero: a component's Service routes to its Ready pods, or to the activator while none is.
+
+Warm traffic never passes through the activator (bench/README.md: a proxy in
+the path costs every request). So the component's Service `<isvc>-<component>`
+has no selector, and its one EndpointSlice (`<isvc>-<component>-routing`),
+planned here from what the operator observes, lists:
+
+- the Ready addresses of the pods, which a headless Service
+  `<isvc>-<component>-pods` (the component's selector) has Kubernetes' own
+  EndpointSlice controller list, with the container ports; or, when none is
+  Ready,
+- the Ready addresses of the activator Service's slices, every Service port
+  mapped to the activator's port `http`: the activator holds the request,
+  scales the Deployment (named by an annotation of the Service) to 1 through
+  its `scale` subresource, and forwards the request once a pod is Ready; the
+  pod's readiness then brings the routing back to the pods.
+
+A Service that had a selector before keeps what Kubernetes' controllers made
+of it (its EndpointSlices, and its Endpoints object, which is then mirrored
+into a slice): they route to the pods as they were, so they are deleted.
+
+The Deployment's replicas are not planned (the activator wakes it, and nothing
+must apply it back to 0 or 1). This is the contract with the activator
+(`runtime-images/python/kubeserve_activator`), and holds only while the
+operator's configuration sets `scaleToZero.enabled`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kubeserve.planning.naming import GROUP_PREFIX
+from kubeserve.planning.service import build_service
+
+LABEL_SCALE_TO_ZERO = f"{GROUP_PREFIX}/scale-to-zero"
+"""On the Service clients call: the activator serves requests for Services with this label only."""
+DEPLOYMENT_ANNOTATION = f"{GROUP_PREFIX}/deployment"
+PODS_SERVICE_ANNOTATION = f"{GROUP_PREFIX}/pods-service"
+SLICE_SERVICE = "kubernetes.io/service-name"
+SLICE_MANAGER = "endpointslice.kubernetes.io/managed-by"
+MANAGER = "serving.kubeserve.io"
+MIRRORING = "endpointslicemirroring-controller.k8s.io"
+"""Manager of the slices Kubernetes mirrors from a selector-less Service's Endpoints object."""
+ACTIVATOR_PORT = "http"
+"""The activator Service's port every routed port goes to while the component is at zero."""
+
+Body = Mapping[str, Any]
+Target = Literal["pods", "activator", "nowhere"]
+Leftover = tuple[str, str, str | None]
+"""(kind, name, uid) of an object to delete."""
+
+
+def pods_service_name(component_name: str) -> str:
+    return f"{component_name}-pods"
+
+
+def routing_slice_name(component_name: str) -> str:
+    return f"{component_name}-routing"
+
+
+@dataclass(frozen=True)
+class Routing:
+    objects: tuple[dict[str, Any], ...]
+    """The public Service, the pods Service and the routing EndpointSlice."""
+    target: Target
+    """Where the routing slice sends requests: `nowhere` when no pod and no activator pod is Ready."""
+    leftovers: tuple[Leftover, ...] = ()
+    """What Kubernetes made of the Service while it had a selector, which would route beside the routing
+    slice: its controller's slices, and its Endpoints object with the slice mirrored from it."""
+
+
+def _ready_addresses(slices: Sequence[Body]) -> list[str]:
+    """The IPv4 addresses of the slices' Ready endpoints (no condition counts as Ready, as the API says)."""
+    addresses = {
+        address
+        for piece in slices
+        if piece.get("addressType") == "IPv4"
+        for endpoint in piece.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready") is not False
+        for address in endpoint.get("addresses") or []
+    }
+    return sorted(addresses)
+
+
+def _of_service(slices: Sequence[Body], service: str) -> list[Body]:
+    return [s for s in slices if (s["metadata"].get("labels") or {}).get(SLICE_SERVICE) == service]
+
+
+def _port_pairs(piece: Body) -> set[tuple[str, int]]:
+    return {(p.get("name") or "", p.get("port", 0)) for p in piece.get("ports") or []}
+
+
+def _activator_route(
+    slices: Sequence[Body], service_ports: list[dict[str, Any]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The activator's Ready addresses behind one `http` port number, and every Service port mapped to it."""
+    by_port: dict[int, list[Body]] = {}
+    for piece in sorted(slices, key=lambda s: str(s["metadata"]["name"])):
+        named = [p.get("port") for p in piece.get("ports") or [] if p.get("name") == ACTIVATOR_PORT]
+        port = named[0] if named else None
+        if isinstance(port, int):
+            by_port.setdefault(port, []).append(piece)
+    for port, pieces in by_port.items():
+        addresses = _ready_addresses(pieces)
+        if addresses:
+            ports = [{"name": p["name"], "port": port, "protocol": "TCP"} for p in service_ports]
+            return addresses, ports
+    return [], []
+
+
+def _leftovers(slices: Sequence[Body], service: str) -> tuple[Leftover, ...]:
+    found: list[Leftover] = []
+    for piece in _of_service(slices, service):
+        metadata = piece["metadata"]
+        manager = (metadata.get("labels") or {}).get(SLICE_MANAGER)
+        if manager == MANAGER:
+            continue
+        found.append(("EndpointSlice", metadata["name"], metadata.get("uid")))
+        if manager == MIRRORING:
+            found.append(("Endpoints", service, None))
+    return tuple(sorted(set(found), key=lambda item: (item[0], item[1])))
+
+
+def plan_routing(
+    metadata: dict[str, Any],
+    selector: dict[str, str],
+    container_ports: list[dict[str, Any]],
+    observed_slices: Sequence[Body],
+    activator_slices: Sequence[Body],
+) -> Routing:
+    """The Services and routing slice of the component `metadata` names (its Deployment's name too).
+
+    `observed_slices` are the component's watched EndpointSlices (the pods
+    Service's, among others); `activator_slices`, the activator Service's.
+    """
+    name = metadata["name"]
+    pods_name = pods_service_name(name)
+    labels = metadata["labels"]
+    public = build_service(
+        {
+            **metadata,
+            "labels": {**labels, LABEL_SCALE_TO_ZERO: "true"},
+            "annotations": {DEPLOYMENT_ANNOTATION: name, PODS_SERVICE_ANNOTATION: pods_name},
+        },
+        selector,
+        container_ports,
+    )
+    del public["spec"]["selector"]
+    pods = build_service({**metadata, "name": pods_name}, selector, container_ports)
+    pods["spec"]["clusterIP"] = "None"
+    service_ports = public["spec"]["ports"]
+    pod_ports = [
+        {"name": p["name"], "port": p["targetPort"], "protocol": p["protocol"]} for p in service_ports
+    ]
+    wanted = _port_pairs({"ports": pod_ports})
+    pod_slices = [s for s in _of_service(observed_slices, pods_name) if _port_pairs(s) == wanted]
+    addresses, ports = _ready_addresses(pod_slices), pod_ports
+    target: Target = "pods"
+    if not addresses:
+        addresses, ports = _activator_route(activator_slices, service_ports)
+        target = "activator" if addresses else "nowhere"
+        ports = ports or pod_ports
+    routing = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            **metadata,
+            "name": routing_slice_name(name),
+            "labels": {**labels, SLICE_SERVICE: name, SLICE_MANAGER: MANAGER},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}} for address in addresses],
+        "ports": ports,
+    }
+    return Routing((public, pods, routing), target, _leftovers(observed_slices, name))
