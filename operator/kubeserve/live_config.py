@@ -17,9 +17,9 @@ from typing import Any
 
 from kubeserve.apply.client import ApiError, KubeApi, NotLeader, TransportError
 from kubeserve.apply.resources import CONFIG_MAP
+from kubeserve.cache.list_watch import ListWatch
 from kubeserve.config import OperatorConfig, parse_config
 from kubeserve.events import post_event, timestamp
-from kubeserve.list_watch import ListWatch
 
 CONFIG_KEY = "config.yaml"
 logger = logging.getLogger(__name__)

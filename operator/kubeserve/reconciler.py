@@ -34,10 +34,10 @@ from kubeserve.apply.resources import (
     VIRTUAL_SERVICE,
     Resource,
 )
+from kubeserve.cache.observed import ClusterView, Key
 from kubeserve.config import OperatorConfig
 from kubeserve.events import EventType, post_event, timestamp
 from kubeserve.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES, WRITES
-from kubeserve.observed import ClusterView, Key
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_REVISION
 from kubeserve.planning.plan import Plan, PlanInputs, PlanningError, plan_service
 from kubeserve.planning.revisions import revision_name

@@ -21,9 +21,9 @@ import yaml
 
 from kubeserve.api.serving_runtime import ClusterServingRuntime
 from kubeserve.cli.run import run as run_command
+from kubeserve.cache.watches import Scope
 from kubeserve.config import OperatorConfig
 from kubeserve.devcluster import build, versions
-from kubeserve.handlers.watches import Scope
 from kubeserve.planning.templating import TemplateContext, render_container
 from tests.unit.crd_schema import pruned_paths, schema
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kubeserve.apply.decoding import MAX_DEPTH, SPEC_DEPTH, dumps, loads, pruned, too_deep
-from kubeserve.observed import ClusterView
+from kubeserve.cache.observed import ClusterView
 from kubeserve.planning.plan import plan_service
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 

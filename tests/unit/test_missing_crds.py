@@ -13,12 +13,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kubeserve.apply.client import ApiError
 from kubeserve.apply.resources import DEPLOYMENT, HTTP_ROUTE, INFERENCE_SERVICE, Resource
+from kubeserve.cache import watches
+from kubeserve.cache.observed import ClusterView
+from kubeserve.cache.watches import Follower, Scope, Watched, _service
 from kubeserve.config import OperatorConfig
-from kubeserve.handlers import watches
-from kubeserve.handlers.watches import Follower, Scope, Watched, _service
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.monitoring import build_app
-from kubeserve.observed import ClusterView
 from kubeserve.reconciler import Reconciler
 
 APPLY = "kubectl apply --server-side -f crds/"

@@ -10,9 +10,9 @@ import pytest
 
 from kubeserve.apply.client import ApiError
 from kubeserve.apply.resources import DEPLOYMENT, Resource
+from kubeserve.cache.observed import LAST_APPLIED, ClusterView, slim
+from kubeserve.cache.watches import Follower, Scope, Watched, _owner
 from kubeserve.config import OperatorConfig
-from kubeserve.handlers.watches import Follower, Scope, Watched, _owner
-from kubeserve.observed import LAST_APPLIED, ClusterView, slim
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.reconciler import Reconciler
 

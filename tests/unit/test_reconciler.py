@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 from kubeserve.apply.client import ApiError
 from kubeserve.apply.decoding import SPEC_DEPTH, loads
 from kubeserve.apply.resources import EVENT, INFERENCE_SERVICE, Resource
+from kubeserve.cache.observed import ClusterView
 from kubeserve.config import OperatorConfig
-from kubeserve.observed import ClusterView
 from kubeserve.planning.plan import PlanInputs
 from kubeserve.reconciler import Reconciler
 from tests.unit.planning_inputs import SKLEARN

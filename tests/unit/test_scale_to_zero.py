@@ -10,9 +10,9 @@ import pytest
 
 from kubeserve.apply.client import ApiError
 from kubeserve.apply.resources import Resource
+from kubeserve.cache.observed import ClusterView
+from kubeserve.cache.watches import Follower, Scope, _selected, activator_slices
 from kubeserve.config import OperatorConfig, ScaleToZeroConfig, parse_config
-from kubeserve.handlers.watches import Follower, Scope, _selected, activator_slices
-from kubeserve.observed import ClusterView
 from kubeserve.planning.plan import Plan, plan_service
 from kubeserve.reconciler import Reconciler
 from kubeserve.status.compute import Observed, compute_status

@@ -25,7 +25,7 @@ from typing import Any
 
 from kubeserve.apply.client import KubeApi
 from kubeserve.apply.resources import CHILD_KINDS
-from kubeserve.observed import ClusterView
+from kubeserve.cache.observed import ClusterView
 from kubeserve.planning.naming import GROUP_PREFIX
 
 HASH_ANNOTATION = f"{GROUP_PREFIX}/applied-hash"

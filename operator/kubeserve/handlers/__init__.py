@@ -1,5 +1,8 @@
-"""The kopf handlers: thin wiring from watch events to the view and the reconciler."""
+"""The kopf handlers: start-up and shutdown (`lifecycle`) and the optional CRDs' watch (`traffic`).
 
-from kubeserve.handlers import lifecycle, traffic, watches
+The view's own lists and watches are `kubeserve.cache`; these only start them and tell the reconciler.
+"""
 
-__all__ = ["lifecycle", "traffic", "watches"]
+from kubeserve.handlers import lifecycle, traffic
+
+__all__ = ["lifecycle", "traffic"]

@@ -8,13 +8,13 @@ from typing import Any
 import kopf
 
 from kubeserve.apply.client import KubeApi, connection_info
+from kubeserve.cache.observed import ClusterView
+from kubeserve.cache.watches import follow_all
 from kubeserve.config import load_config
-from kubeserve.handlers.watches import follow_all
 from kubeserve.leadership import Leadership
 from kubeserve.live_config import ConfigMapSource
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.monitoring import serve
-from kubeserve.observed import ClusterView
 from kubeserve.options import RunOptions
 from kubeserve.reconciler import Reconciler
 

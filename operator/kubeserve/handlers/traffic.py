@@ -2,7 +2,7 @@
 
 The CRD watch tells the reconciler, which then re-plans every service for the
 traffic backend now in effect and for whether KEDA is installed. The children
-of these kinds are followed in `watches.py`.
+of these kinds are followed in `cache/watches.py`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Children (and their pods) are listed and watched through a server-side label
 selector, so in a big cluster the operator never receives, parses or keeps
 anybody else's pods. Routes are followed the same way when their CRDs are
 installed, and so are KEDA's ScaledObjects; kopf's watch of those CRDs
-(`traffic.py`) tells the reconciler when one comes or goes. EndpointSlices
+(`handlers/traffic.py`) tells the reconciler when one comes or goes. EndpointSlices
 are followed for scale to zero (`planning/scale_to_zero.py`): those of the
 children's Services (Kubernetes copies a Service's labels onto its slices),
 and the activator Service's, in its namespace only, while it is turned on.
@@ -52,7 +52,7 @@ from kubeserve.apply.resources import (
     VIRTUAL_SERVICE,
     Resource,
 )
-from kubeserve.list_watch import MIN_WATCH_SECONDS, ListWatch
+from kubeserve.cache.list_watch import MIN_WATCH_SECONDS, ListWatch
 from kubeserve.missing_crds import MissingCrds
 from kubeserve.planning.naming import LABEL_SERVICE
 from kubeserve.planning.scale_to_zero import MANAGER, SLICE_MANAGER, SLICE_SERVICE
