@@ -45,6 +45,9 @@ COPIES = {
 # manifests/default/<file> and the chart templates it renders; operator.yaml takes every template
 # that the others do not, so a new template lands in the plain install too.
 RUNTIME_TEMPLATES = ["templates/runtimes.yaml"]
+# Templates of an option that is off by default render nothing there (and `--show-only` refuses them):
+# the scale-to-zero activator is not in the plain install.
+OFF_BY_DEFAULT = ["templates/activator.yaml", "templates/activator-rbac.yaml"]
 # A helm built by `go install` assumes Kubernetes 1.20, below the chart's kubeVersion; say which it is.
 KUBE_VERSION = ["--kube-version", versions.KUBERNETES]
 HEADER = "# Generated from charts/kubeserve by charts/generate.py; do not edit.\n"
@@ -88,7 +91,7 @@ def render(templates: list[str], helm: str) -> str:
 
 def operator_templates() -> list[str]:
     every = sorted(f"templates/{path.name}" for path in (CHART / "templates").glob("*.yaml"))
-    return [template for template in every if template not in RUNTIME_TEMPLATES]
+    return [template for template in every if template not in RUNTIME_TEMPLATES + OFF_BY_DEFAULT]
 
 
 def kustomization(comment: str, resources: list[str]) -> str:

@@ -46,6 +46,7 @@ def ids(paths: list[Path]) -> list[str]:
 
 def test_every_image_is_here() -> None:
     assert ids(DOCKERFILES) == [
+        "activator/Dockerfile",
         "model-server/Dockerfile",
         "model-server/Dockerfile.gpu",
         "operator/Dockerfile",

@@ -196,7 +196,7 @@ def role_grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 def cluster_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    return role_grants(one(objects, "ClusterRole"))
+    return role_grants(one(objects, "ClusterRole", OWN_ROLE))
 
 
 def own_namespace_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:

@@ -145,7 +145,8 @@ def kubeconfig(directory: Path) -> None:
 
 @dev.command("images")
 def images_command() -> None:
-    """Build the operator, storage-initializer and model-server images without Docker, or find them cached."""
+    """Build the operator, activator, storage-initializer and model-server images without Docker, or find
+    them cached."""
     from kubeserve.devcluster import images
 
     started = time.monotonic()

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import ssl
@@ -98,13 +99,16 @@ class BuiltImage:
 
 
 def all_images() -> list[Image]:
-    """The three images, named as the chart, the operator's configuration and the runtime refer to them."""
+    """The four images, named as the chart, the operator's configuration and the runtime refer to them."""
     chart = REPO / "charts" / "kubeserve"
-    values = yaml.safe_load((chart / "values.yaml").read_text())["image"]
-    tag = values["tag"] or yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"]
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    app_version = yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"]
+    operator, activator = values["image"], values["activator"]["image"]
     runtime = yaml.safe_load((REPO / "manifests" / "runtimes" / "kubeserve-server.yaml").read_text())
     references = {
-        "operator": f"{values['repository']}:{tag}",
+        "operator": f"{operator['repository']}:{operator['tag'] or app_version}",
+        "activator": f"{activator_repository(operator['repository'], activator['repository'])}:"
+        f"{activator['tag'] or app_version}",
         "storage-initializer": StorageInitializerConfig().image,
         "model-server": runtime["spec"]["containers"][0]["image"],
     }
@@ -112,6 +116,12 @@ def all_images() -> list[Image]:
         Image(name, REPO / "runtime-images" / name / "Dockerfile", reference)
         for name, reference in references.items()
     ]
+
+
+def activator_repository(operator: str, activator: str) -> str:
+    """The chart's rule (`kubeserve.activatorImage`): the activator's repository when set, else the
+    operator's with its last segment replaced (`<registry>/<org>/activator`)."""
+    return activator or f"{posixpath.dirname(operator)}/activator"
 
 
 def images_dir() -> Path:
