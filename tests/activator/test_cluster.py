@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
+from kubeserve.devcluster.ports import free_port
 from kubeserve_activator.cluster import (
     DEPLOYMENT_ANNOTATION,
     PODS_SERVICE_ANNOTATION,
@@ -289,13 +289,6 @@ def _async(check: Any) -> Any:
         return bool(check())
 
     return condition
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def healthy(admin_port: int) -> bool:

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from kubeserve.devcluster.ports import free_port
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.forwarding import end_to_end
 from kubeserve_activator.holding import Holder
@@ -19,7 +20,6 @@ from kubeserve_activator.hosts import service_of_host
 from kubeserve_activator.metrics import ActivatorMetrics
 from kubeserve_activator.tables import EndpointTable
 from tests.activator.conftest import IRIS, ActivatorFactory, RecordingWaker, client, infer_body
-from tests.network import free_port
 from tests.server.conftest import Server, Trained
 
 ROWS = 200_000  # about 15 MiB of JSON up, 1.2 MiB down

@@ -24,8 +24,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from kubeserve.devcluster.ports import free_port
 from tests.cluster.isvc import GROUP, PLURAL, VERSION, Isvcs
-from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 

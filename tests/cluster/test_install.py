@@ -28,9 +28,9 @@ from kubernetes import client as k8s
 
 from kubeserve.devcluster import build, versions
 from kubeserve.devcluster.audit import AuditTail
+from kubeserve.devcluster.ports import free_port
 from kubeserve.planning.naming import LABEL_SERVICE
 from tests.cluster.isvc import Isvcs, example
-from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 from tests.unit.test_chart import (

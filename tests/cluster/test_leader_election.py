@@ -23,9 +23,9 @@ from kubernetes import client as k8s
 
 from kubeserve.apply.client import USER_AGENT_PRODUCT
 from kubeserve.devcluster.audit import AuditTail, Request
+from kubeserve.devcluster.ports import free_port
 from tests.cluster.isvc import Isvcs, example
 from tests.cluster.quiet import QUIET_WINDOW
-from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 

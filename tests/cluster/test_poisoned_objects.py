@@ -24,8 +24,8 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
+from kubeserve.devcluster.ports import free_port
 from tests.cluster.isvc import Isvcs, example
-from tests.network import free_port
 from tests.operator_run import running_operator
 from tests.polling import eventually
 

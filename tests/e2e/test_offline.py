@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from kubeserve.devcluster import versions
+from kubeserve.devcluster.ports import free_port
 from tests.e2e import prepare, workloads
-from tests.network import free_port
 
 WORKFLOW = prepare.REPO / ".github" / "workflows" / "e2e.yaml"
 STARTUP_SECONDS = 90.0

@@ -28,8 +28,8 @@ from google.protobuf.message import Message
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from kubeserve.devcluster.ports import free_port
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
-from tests.network import free_port
 
 STARTUP_SECONDS = 90.0
 # Filled by test_fuzz.py, printed in the terminal summary.

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from kubeserve.devcluster.ports import free_port
 from kubeserve_server.config import parse_args
 from kubeserve_server.server import TERMINATION_MESSAGE_LIMIT, write_termination_message
-from tests.network import free_port
 from tests.server.conftest import Trained, running_server
 
 # An estimator whose unpickling waits for a gate file, so the test decides when loading ends.

@@ -19,10 +19,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubeserve.devcluster.ports import free_port
 from kubeserve_server.metrics import Metrics
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
-from tests.network import free_port
 from tests.server.conftest import GrpcClient, Server, Trained, running_server
 
 ROWS = [[6.3, 3.3, 6.0, 2.5], [5.0, 3.6, 1.4, 0.2]]

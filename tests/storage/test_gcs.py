@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from gcp_storage_emulator.server import create_server
 
+from kubeserve.devcluster.ports import free_port
 from kubeserve_storage import StorageError, fetch
-from tests.network import free_port
 from tests.storage.conftest import FileServer
 from tests.storage.model_files import MODEL, tar_gz, tree
 
