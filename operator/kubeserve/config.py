@@ -102,6 +102,12 @@ class ScaleToZeroConfig(ConfigModel):
         "directly otherwise. Needs the activator installed; off, minReplicas 0 keeps 1 replica.",
     )
     activator: ActivatorRef = ActivatorRef()
+    idle_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How long a scaled-to-zero component must see no request before the activator scales "
+        "it to 0 replicas; a service's annotation `serving.kubeserve.io/scale-to-zero-window` overrides it.",
+    )
 
     def activator_service(self, operator_namespace: str | None) -> tuple[str, str] | None:
         """(namespace, name) of the activator's Service; None while off, or when no namespace is known."""

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from kubeserve.api.serving_runtime import ClusterServingRuntime
-from kubeserve.cli.run import run as run_command
 from kubeserve.cache.watches import Scope
+from kubeserve.cli.run import run as run_command
 from kubeserve.config import OperatorConfig
 from kubeserve.devcluster import build, versions
 from kubeserve.planning.templating import TemplateContext, render_container
@@ -85,7 +85,6 @@ RECONCILE_GRANTS = [
     *_grants("networking.istio.io", "virtualservices", CHILD_VERBS),
     *_grants("keda.sh", "scaledobjects", CHILD_VERBS),
     *_grants("discovery.k8s.io", "endpointslices", CHILD_VERBS),
-    *_grants("", "endpoints", "delete"),
     *_grants("", "pods serviceaccounts", "list watch"),
     *_grants("", "events", "create"),
 ]
@@ -100,9 +99,14 @@ REQUIRED_GRANTS = RECONCILE_GRANTS + CLUSTER_READS
 CONFIG_MAP, LEASE = "kubeserve-config", "kubeserve-operator"
 REQUIRED_OWN_NAMESPACE_GRANTS = [
     *[("", "configmaps", verb, CONFIG_MAP) for verb in ("get", "list", "watch")],
-    *[("discovery.k8s.io", "endpointslices", verb, "") for verb in ("list", "watch")],
     ("coordination.k8s.io", "leases", "create", ""),
     *[("coordination.k8s.io", "leases", verb, LEASE) for verb in ("get", "update")],
+]
+# Only while scale to zero is on: deleting what a removed selector left, and reading the activator's slices.
+SCALE_TO_ZERO = ("--set", "config.scaleToZero.enabled=true")
+SCALE_TO_ZERO_GRANTS = _grants("", "endpoints", "delete")
+SCALE_TO_ZERO_OWN_NAMESPACE_GRANTS = [
+    ("discovery.k8s.io", "endpointslices", verb, "") for verb in ("list", "watch")
 ]
 OWN_ROLE, RECONCILE_ROLE = "kubeserve-operator", "kubeserve-operator-reconcile"
 WATCHED = ("--set", "watchNamespaces={team-a,team-b}")
@@ -292,6 +296,14 @@ def test_rbac_grants_nothing_more(rendered: list[dict[str, Any]]) -> None:
     """Every verb granted is one the operator uses: no get (it lists and watches), no update (it applies)."""
     assert cluster_grants(rendered) == set(REQUIRED_GRANTS)
     assert own_namespace_grants(rendered) == set(REQUIRED_OWN_NAMESPACE_GRANTS)
+
+
+def test_scale_to_zero_adds_its_grants_only_when_on(helm: str) -> None:
+    objects = render(helm, *SCALE_TO_ZERO)
+    assert cluster_grants(objects) == set(REQUIRED_GRANTS + SCALE_TO_ZERO_GRANTS)
+    assert own_namespace_grants(objects) == set(
+        REQUIRED_OWN_NAMESPACE_GRANTS + SCALE_TO_ZERO_OWN_NAMESPACE_GRANTS
+    )
 
 
 @pytest.mark.parametrize("values", [(), WATCHED], ids=["defaults", "watch-namespaces"])

@@ -13,7 +13,8 @@ from kubeserve.apply.resources import Resource
 from kubeserve.cache.observed import ClusterView
 from kubeserve.cache.watches import Follower, Scope, _selected, activator_slices
 from kubeserve.config import OperatorConfig, ScaleToZeroConfig, parse_config
-from kubeserve.planning.plan import Plan, plan_service
+from kubeserve.planning.plan import Plan, PlanningError, plan_service
+from kubeserve.planning.rollout import STABLE, TrackState
 from kubeserve.reconciler import Reconciler
 from kubeserve.status.compute import Observed, compute_status
 from tests.unit.planning_inputs import SKLEARN, inputs, service
@@ -21,6 +22,7 @@ from tests.unit.planning_inputs import SKLEARN, inputs, service
 ON = OperatorConfig(scale_to_zero=ScaleToZeroConfig(enabled=True))
 IDLE = {"predictor": {**SKLEARN["predictor"], "minReplicas": 0, "maxReplicas": 3}}
 NOW = "2026-12-03T08:00:00Z"
+WINDOW = "serving.kubeserve.io/scale-to-zero-window"
 
 
 def endpoint_slice(
@@ -85,7 +87,9 @@ def test_idle_component_routes_its_selectorless_service_to_the_activator() -> No
     assert public["metadata"]["annotations"] == {
         "serving.kubeserve.io/deployment": "iris-predictor",
         "serving.kubeserve.io/pods-service": "iris-predictor-pods",
+        "serving.kubeserve.io/idle-window-seconds": "300",
     }
+    assert public["metadata"]["labels"]["serving.kubeserve.io/inferenceservice"] == "iris", "woken together"
     pods = objects[("Service", "iris-predictor-pods")]
     assert pods["spec"]["clusterIP"] == "None"
     assert pods["spec"]["selector"] == {
@@ -106,6 +110,46 @@ def test_idle_component_routes_its_selectorless_service_to_the_activator() -> No
     assert "replicas" not in objects[("Deployment", "iris-predictor")]["spec"], "the activator wakes it"
     assert objects[("HorizontalPodAutoscaler", "iris-predictor")]["spec"]["minReplicas"] == 1
     assert plan.components["predictor"].unsupported == ()
+
+
+def test_the_service_names_both_tracks_of_a_canary_for_the_activator_to_wake() -> None:
+    spec = {"predictor": {**IDLE["predictor"], "canaryTrafficPercent": 20}}
+    old = {"metadata": {"labels": {}}, "spec": {"containers": []}}
+    tracks = {("predictor", STABLE): TrackState("iris-predictor-00000000", True, old)}
+    plan = plan_service(service(spec), inputs(config=ON, tracks=tracks))
+    public = by_kind_and_name(plan)[("Service", "iris-predictor")]
+    deployments = public["metadata"]["annotations"]["serving.kubeserve.io/deployment"]
+    assert deployments == "iris-predictor,iris-predictor-canary"
+    assert {name for kind, name in by_kind_and_name(plan) if kind == "Deployment"} == set(
+        deployments.split(",")
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1m5s", 65)]
+)
+def test_the_idle_window_comes_from_the_services_annotation(window: str, seconds: int) -> None:
+    plan = plan_service(service(IDLE, annotations={WINDOW: window}), inputs(config=ON))
+    public = by_kind_and_name(plan)[("Service", "iris-predictor")]
+    assert public["metadata"]["annotations"]["serving.kubeserve.io/idle-window-seconds"] == str(seconds)
+
+
+def test_the_idle_window_defaults_to_the_configurations() -> None:
+    config = OperatorConfig(scale_to_zero=ScaleToZeroConfig(enabled=True, idle_window_seconds=45))
+    public = by_kind_and_name(planned(config))[("Service", "iris-predictor")]
+    assert public["metadata"]["annotations"]["serving.kubeserve.io/idle-window-seconds"] == "45"
+    with pytest.raises(ValueError, match="idleWindowSeconds"):
+        parse_config("scaleToZero: {idleWindowSeconds: -5}")
+
+
+@pytest.mark.parametrize("window", ["-5m", "0", "0s", "5 minutes", "", "1.5m", "\uff15"])
+def test_a_bad_idle_window_is_refused_naming_the_annotation(window: str) -> None:
+    with pytest.raises(PlanningError) as refused:
+        plan_service(service(IDLE, annotations={WINDOW: window}), inputs(config=ON))
+    assert refused.value.reason == "InvalidAnnotation"
+    assert f"metadata.annotations[{WINDOW}] is {window!r}: use a positive number of seconds" in (
+        refused.value.message
+    )
 
 
 def test_a_ready_pod_takes_the_routing_from_the_activator_with_the_container_port() -> None:

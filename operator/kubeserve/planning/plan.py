@@ -32,7 +32,7 @@ from kubeserve.planning.rollout import (
     track_replicas,
 )
 from kubeserve.planning.runtime_selection import NoRuntimeFits, RuntimeChoice, select_runtime
-from kubeserve.planning.scale_to_zero import Leftover, Target, plan_routing
+from kubeserve.planning.scale_to_zero import Leftover, Target, idle_window_seconds, plan_routing
 from kubeserve.planning.scaled_object import build_scaled_object
 from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS, InvalidAnnotation, scaling_mode
 from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
@@ -231,6 +231,9 @@ def plan_component(
             spec,
             scale_to_zero=inputs.config.scale_to_zero.enabled,
         )
+        idle_seconds = idle_window_seconds(
+            service.metadata.annotations or {}, inputs.config.scale_to_zero.idle_window_seconds
+        )
     except InvalidAnnotation as error:
         raise PlanningError(component, "InvalidAnnotation", str(error)) from error
     autoscaled = scaling.may_autoscale and wants_autoscaler(spec)
@@ -248,8 +251,17 @@ def plan_component(
     )
     metadata = naming.child_metadata(base_name, namespace, labels, owner)
     ports = entry_ports(template, spec)
+    canary_name = f"{base_name}-canary"
     routing = (
-        plan_routing(metadata, selector, ports, inputs.endpoint_slices, inputs.activator_slices)
+        plan_routing(
+            metadata,
+            selector,
+            ports,
+            inputs.endpoint_slices,
+            inputs.activator_slices,
+            (base_name, canary_name) if rollout.in_canary else (base_name,),
+            idle_seconds,
+        )
         if scaling.scales_to_zero
         else None
     )
@@ -266,7 +278,6 @@ def plan_component(
     if autoscaled:
         objects.append(build_autoscaler_of(metadata, base_name, spec, rollout.stable_percent))
     if rollout.in_canary:
-        canary_name = f"{base_name}-canary"
         canary_metadata = naming.child_metadata(canary_name, namespace, labels, owner)
         objects.append(
             build_deployment(

@@ -20,23 +20,33 @@ of it (its EndpointSlices, and its Endpoints object, which is then mirrored
 into a slice): they route to the pods as they were, so they are deleted.
 
 The Deployment's replicas are not planned (the activator wakes it, and nothing
-must apply it back to 0 or 1). This is the contract with the activator
+must apply it back to 0 or 1). The Service names every Deployment of the
+component (a canary makes two) and the idle window after which the activator,
+which reads the pods' request counters, scales them to zero. This is the contract with the activator
 (`runtime-images/python/kubeserve_activator`), and holds only while the
 operator's configuration sets `scaleToZero.enabled`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from kubeserve.planning.naming import GROUP_PREFIX
+from kubeserve.planning.scaling_mode import InvalidAnnotation
 from kubeserve.planning.service import build_service
 
 LABEL_SCALE_TO_ZERO = f"{GROUP_PREFIX}/scale-to-zero"
 """On the Service clients call: the activator serves requests for Services with this label only."""
 DEPLOYMENT_ANNOTATION = f"{GROUP_PREFIX}/deployment"
+"""The component's Deployments, comma-separated: the activator wakes each from 0 to 1."""
+IDLE_WINDOW_ANNOTATION = f"{GROUP_PREFIX}/idle-window-seconds"
+"""On the Service: the seconds without a request after which the activator scales it to zero."""
+WINDOW_ANNOTATION = f"{GROUP_PREFIX}/scale-to-zero-window"
+"""On the InferenceService: its idle window, overriding the operator's `scaleToZero.idleWindowSeconds`."""
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 PODS_SERVICE_ANNOTATION = f"{GROUP_PREFIX}/pods-service"
 SLICE_SERVICE = "kubernetes.io/service-name"
 SLICE_MANAGER = "endpointslice.kubernetes.io/managed-by"
@@ -50,6 +60,25 @@ Body = Mapping[str, Any]
 Target = Literal["pods", "activator", "nowhere"]
 Leftover = tuple[str, str, str | None]
 """(kind, name, uid) of an object to delete."""
+
+
+def idle_window_seconds(annotations: Mapping[str, str], default: int) -> int:
+    """The service's idle window: whole seconds (`300`) or a duration of hours, minutes and seconds
+    (`1h`, `5m`, `1m30s`), at least 1 s. Raises InvalidAnnotation naming it and what is allowed."""
+    value = annotations.get(WINDOW_ANNOTATION)
+    if value is None:
+        return default
+    text = value.strip()
+    seconds = int(text) if text.isascii() and text.isdecimal() else None
+    if seconds is None and text and (match := _DURATION.fullmatch(text)):
+        hours, minutes, secs = (int(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds is None or seconds < 1:
+        raise InvalidAnnotation(
+            f"metadata.annotations[{WINDOW_ANNOTATION}] is {value!r}: use a positive number of seconds "
+            "(300) or a duration such as 5m, 90s or 1h30m"
+        )
+    return seconds
 
 
 def pods_service_name(component_name: str) -> str:
@@ -129,11 +158,14 @@ def plan_routing(
     container_ports: list[dict[str, Any]],
     observed_slices: Sequence[Body],
     activator_slices: Sequence[Body],
+    deployments: Sequence[str],
+    idle_seconds: int,
 ) -> Routing:
-    """The Services and routing slice of the component `metadata` names (its Deployment's name too).
+    """The Services and routing slice of the component `metadata` names.
 
     `observed_slices` are the component's watched EndpointSlices (the pods
-    Service's, among others); `activator_slices`, the activator Service's.
+    Service's, among others); `activator_slices`, the activator Service's;
+    `deployments`, the component's (one per track).
     """
     name = metadata["name"]
     pods_name = pods_service_name(name)
@@ -142,7 +174,11 @@ def plan_routing(
         {
             **metadata,
             "labels": {**labels, LABEL_SCALE_TO_ZERO: "true"},
-            "annotations": {DEPLOYMENT_ANNOTATION: name, PODS_SERVICE_ANNOTATION: pods_name},
+            "annotations": {
+                DEPLOYMENT_ANNOTATION: ",".join(deployments),
+                PODS_SERVICE_ANNOTATION: pods_name,
+                IDLE_WINDOW_ANNOTATION: str(idle_seconds),
+            },
         },
         selector,
         container_ports,
