@@ -42,7 +42,7 @@ from kubeserve.devcluster.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 COLD_REQUESTS = 50
-CLIENTS = (8, 1)  # c=8 as the issue asks; c=1 shows the per-request cost without CPU contention
+CLIENTS = (8, 1)  # c=8, the warm-overhead goal's load; c=1: the per-request cost without CPU contention
 
 
 def wait_until_answers(url: str) -> None:

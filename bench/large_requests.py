@@ -1,8 +1,9 @@
 """Probe latency and memory while kubeserve-server serves large JSON requests at once.
 
-The issue's measurement: eight clients each send one 54 MiB v2 JSON body to the iris model at the
-same time, while /v2/health/live is probed every 20 ms. Prints the probes' latency (median, p99,
-worst) and the server's peak resident memory, its decoding child included. Not part of `make test`:
+Eight clients each send one 54 MiB v2 JSON body to the iris model at the same time, while
+/v2/health/live is probed every 20 ms (a liveness probe that stalls restarts a healthy server).
+Prints the probes' latency (median, p99, worst) and the server's peak resident memory, its
+decoding child included. Not part of `make test`:
 
     .venv/bin/python bench/large_requests.py [--clients 8] [--mib 54]
 """

@@ -5,7 +5,7 @@ ServingRuntimes in one namespace only (the admin kubeconfig, impersonating a
 user bound to a namespaced Role), to an operator subprocess of the test that
 serves /healthz. `measure` applies it, polls /healthz all the while, times a
 good service in another namespace from apply to Ready, and reads the
-operator's peak RSS (VmHWM) before and after: the figures the issue asks for.
+operator's peak RSS (VmHWM) before and after: what the other tenants would feel.
 `assert_no_cost_to_others` holds the bounds; a new hostile case needs only its
 objects and the words its condition must say.
 """

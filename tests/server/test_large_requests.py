@@ -14,7 +14,8 @@ import orjson
 
 from tests.server.conftest import Trained, running_server
 
-# The bound for a probe; probes wait this long at most, measured from the test's side.
+# Health, readiness and metrics answer within this while large bodies decode (a kubelet's liveness probe
+# must never restart a busy, healthy server); measured from the test's side.
 PROBE_BOUND_SECONDS = 0.1
 ROWS = 200_000  # about 15 MiB of JSON: a third of a second or more to decode on this machine
 CLIENTS = 3

@@ -32,7 +32,7 @@ CHART = REPO / "charts" / "kubeserve"
 RUNTIME_FILES = sorted((REPO / "manifests" / "runtimes").glob("*.yaml"))
 KUBE_VERSION = ["--kube-version", versions.KUBERNETES]
 
-# What the operator gives a runtime's templates (see the brief for issue 3).
+# What the operator gives a runtime's templates (docs/runtime-templates.md names each value).
 TEMPLATE_CONTEXT = TemplateContext(
     name="iris",
     namespace="models",

@@ -1,7 +1,7 @@
 """Errors the data plane raises; every adapter maps them to its own status codes.
 
-Each carries the HTTP status it stands for, because REST is the protocol whose codes the issue
-pins down; the gRPC adapter maps from those.
+Each carries the HTTP status it stands for: REST's statuses tell the most cases apart (400, 404,
+408, 413, 415, 503), and the gRPC adapter maps its own codes from those.
 """
 
 
