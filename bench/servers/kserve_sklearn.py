@@ -2,6 +2,8 @@
 
 Run by the benchmark with the Python of a virtualenv that has `kserve` installed; it is the same
 shape as KServe's own sklearnserver: load with joblib, `predict` on `as_numpy()` of the input.
+
+    python kserve_sklearn.py NAME MODEL_FILE [KServe's ModelServer flags]
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import joblib
 import kserve
 
 
-class IrisModel(kserve.Model):
+class SKLearnModel(kserve.Model):
     def __init__(self, name: str, path: str) -> None:
         super().__init__(name)
         self.path = path
@@ -37,6 +39,7 @@ class IrisModel(kserve.Model):
 
 
 if __name__ == "__main__":
-    model = IrisModel("iris", sys.argv.pop(1))
+    name, path = sys.argv.pop(1), sys.argv.pop(1)
+    model = SKLearnModel(name, path)
     model.load()
     kserve.ModelServer().start([model])
