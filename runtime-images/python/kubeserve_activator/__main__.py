@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kubeserve_activator.cluster import following
 from kubeserve_activator.config import ActivatorConfig
+from kubeserve_activator.idling import idle_scaling
 from kubeserve_activator.kube_api import KubeApi, from_kubeconfig, in_cluster
 from kubeserve_activator.server import start
 
@@ -49,6 +50,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
     parser.add_argument("--max-held-total", type=int, default=defaults.max_held_total)
     parser.add_argument("--cluster-domain", default=defaults.cluster_domain)
     parser.add_argument(
+        "--scrape-interval-seconds",
+        type=float,
+        default=defaults.scrape_interval_seconds,
+        help="idle scale-down: how often the Ready pods' /metrics are read (a group goes to 0 replicas "
+        "once idle for its Service's serving.kubeserve.io/idle-window-seconds)",
+    )
+    parser.add_argument(
         "--namespace",
         action="append",
         default=[],
@@ -60,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    for flag in ("hold_seconds", "max_held_per_service", "max_held_total"):
+    for flag in ("hold_seconds", "max_held_per_service", "max_held_total", "scrape_interval_seconds"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     config = ActivatorConfig(
@@ -72,6 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
         max_held_per_target=args.max_held_per_service,
         max_held_total=args.max_held_total,
         cluster_domain=args.cluster_domain,
+        scrape_interval_seconds=args.scrape_interval_seconds,
     )
     return config, args
 
@@ -89,7 +98,8 @@ async def run(config: ActivatorConfig, args: argparse.Namespace) -> None:
                 "activator listening on %s:%d, admin on %d", config.host, running.port, running.admin_port
             )
             try:
-                await stop.wait()
+                async with idle_scaling(config, side, running):
+                    await stop.wait()
             finally:
                 await running.close()
     finally:

@@ -1,5 +1,9 @@
 """The three interfaces against the Kubernetes API: Services labelled for scale to zero are the targets,
-their pods Services' EndpointSlices the endpoints, and the Deployment's scale subresource the waker.
+their pods Services' EndpointSlices the endpoints, and the Deployments' scale subresource the waker (and
+the idle scale-down's hand).
+
+The scale-to-zero Services of one InferenceService (label `serving.kubeserve.io/inferenceservice`) are
+one group: woken together and scaled down together, so a transformer and its predictor come up at once.
 
 Each watched object is kept only as the few fields the request path reads, so memory grows with the
 number of targets and their pods, not with the size of the objects.
@@ -9,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterable
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +23,12 @@ from kubeserve_activator.interfaces import Endpoint, Target
 from kubeserve_activator.kube_api import ApiError, KubeApi
 from kubeserve_activator.watching import Follower
 
+log = logging.getLogger(__name__)
 SCALE_TO_ZERO_LABEL = "serving.kubeserve.io/scale-to-zero"
-DEPLOYMENT_ANNOTATION = "serving.kubeserve.io/deployment"
+INFERENCE_SERVICE_LABEL = "serving.kubeserve.io/inferenceservice"
+DEPLOYMENT_ANNOTATION = "serving.kubeserve.io/deployment"  # comma-separated: a canary adds a track
 PODS_SERVICE_ANNOTATION = "serving.kubeserve.io/pods-service"
+IDLE_WINDOW_ANNOTATION = "serving.kubeserve.io/idle-window-seconds"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 HTTP_PORT_NAME = "http"
 
@@ -28,10 +37,21 @@ HTTP_PORT_NAME = "http"
 class Route:
     """What the activator knows of a target Service: where its pods are listed, what to scale."""
 
-    deployment: str
+    deployments: tuple[str, ...]
     pods_service: str
     port_name: str  # the Service port proxied traffic is for: `http`, else the first
     cluster_ip: str | None
+    inference_service: str | None = None
+    idle_window: str | None = None  # the annotation as written; the idle scale-down checks it
+
+
+# (namespace, InferenceService); a Service without the label is a group of its own, keyed `/<name>`
+# (a label value has no `/`, so the two kinds of key never meet).
+GroupKey = tuple[str, str]
+
+
+def group_key(target: Target, route: Route) -> GroupKey:
+    return (target.namespace, route.inference_service or f"/{target.name}")
 
 
 def _target(obj: dict[str, Any]) -> Target:
@@ -44,6 +64,7 @@ class ClusterTargets:
     def __init__(self) -> None:
         self._routes: dict[Target, Route] = {}
         self._by_address: dict[str, Target] = {}
+        self._groups: dict[GroupKey, set[Target]] = {}
         self.endpoints: ClusterEndpoints | None = None
         """Told of each route change, so it follows the right pods Services."""
 
@@ -59,6 +80,19 @@ class ClusterTargets:
 
     def routes(self) -> Iterable[tuple[Target, Route]]:
         return self._routes.items()
+
+    def group(self, target: Target) -> list[tuple[Target, Route]]:
+        """The target and the other scale-to-zero Services of its InferenceService, with their routes."""
+        route = self._routes.get(target)
+        if route is None:
+            return []
+        return [(member, self._routes[member]) for member in self._groups[group_key(target, route)]]
+
+    def groups(self) -> dict[GroupKey, list[tuple[Target, Route]]]:
+        return {
+            key: [(member, self._routes[member]) for member in members]
+            for key, members in self._groups.items()
+        }
 
     def reset(self, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
         """The fresh list of one namespace's Services, or of all namespaces' (None)."""
@@ -81,8 +115,11 @@ class ClusterTargets:
     def _put(self, obj: dict[str, Any]) -> None:
         """A Service without both annotations is not served: it cannot be woken nor followed."""
         annotations = obj["metadata"].get("annotations") or {}
-        deployment, pods = annotations.get(DEPLOYMENT_ANNOTATION), annotations.get(PODS_SERVICE_ANNOTATION)
-        if not deployment or not pods:
+        deployments = tuple(
+            name.strip() for name in (annotations.get(DEPLOYMENT_ANNOTATION) or "").split(",") if name.strip()
+        )
+        pods = annotations.get(PODS_SERVICE_ANNOTATION)
+        if not deployments or not pods:
             return
         spec = obj.get("spec") or {}
         names = [port.get("name", "") for port in spec.get("ports") or []]
@@ -90,14 +127,30 @@ class ClusterTargets:
         cluster_ip = spec.get("clusterIP")
         cluster_ip = cluster_ip if cluster_ip and cluster_ip != "None" else None
         target = _target(obj)
-        self._routes[target] = Route(deployment, pods, port_name, cluster_ip)
+        labels = obj["metadata"].get("labels") or {}
+        route = Route(
+            deployments,
+            pods,
+            port_name,
+            cluster_ip,
+            labels.get(INFERENCE_SERVICE_LABEL) or None,
+            annotations.get(IDLE_WINDOW_ANNOTATION),
+        )
+        self._routes[target] = route
+        self._groups.setdefault(group_key(target, route), set()).add(target)
         if cluster_ip:
             self._by_address[cluster_ip] = target
 
     def _drop(self, target: Target) -> None:
         route = self._routes.pop(target, None)
-        if route is not None and route.cluster_ip:
+        if route is None:
+            return
+        if route.cluster_ip:
             self._by_address.pop(route.cluster_ip, None)
+        key = group_key(target, route)
+        self._groups[key].discard(target)
+        if not self._groups[key]:
+            del self._groups[key]
 
     def _changed(self, target: Target | None = None) -> None:
         if self.endpoints is not None:
@@ -205,11 +258,23 @@ class ClusterEndpoints:
                 change.set_result(None)
 
 
-class ScaleWaker:
-    """A `Waker`: the Deployment's scale subresource from 0 to 1 replica, and only from 0.
+@dataclass(frozen=True)
+class ScaleDown:
+    scaled: tuple[str, ...]
+    """The Deployments this scale-down set to 0."""
+    interrupted: bool
+    """A request came, or someone changed a Deployment's scale between the read and the patch."""
 
-    Read, then a merge patch carrying the read resourceVersion: a Deployment scaled by someone else in
-    between refuses it (409) and is read again, so a wake never lowers replicas nor adds a second one.
+
+class ScaleWaker:
+    """A `Waker` that wakes a target's whole group, and the idle scale-down of a group, through the
+    Deployments' scale subresource.
+
+    Each change is a read, then a merge patch carrying the read resourceVersion: a Deployment scaled by
+    someone else in between refuses it (409). A wake reads again and only ever goes from 0 to 1, so it
+    never lowers replicas nor adds a second one; a scale-down gives up, so it never fights a wake or a
+    human. Wakes and scale-downs of one group take turns (a lock per group): this activator never wakes
+    a group in the middle of scaling it down.
     """
 
     ATTEMPTS = 5
@@ -217,31 +282,96 @@ class ScaleWaker:
     def __init__(self, api: KubeApi, targets: ClusterTargets) -> None:
         self._api = api
         self._targets = targets
+        self._locks: defaultdict[GroupKey, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._waking: dict[GroupKey, asyncio.Task[dict[Target, ApiError]]] = {}
         self.patches = 0
 
     async def wake(self, target: Target) -> None:
+        """Wake the group; concurrent wakes of one group share one pass. Raises the failure of the
+        target's own Deployments only: a sibling's is logged, and asked again on its own first request."""
         route = self._targets.route(target)
         if route is None:
             raise ApiError(0, f"service {target} is no longer labelled {SCALE_TO_ZERO_LABEL}")
-        path = f"/apis/apps/v1/namespaces/{target.namespace}/deployments/{route.deployment}/scale"
+        key = group_key(target, route)
+        task = self._waking.get(key)
+        if task is None:
+            task = self._waking[key] = asyncio.create_task(self._wake_group(key, self._targets.group(target)))
+            task.add_done_callback(
+                lambda done: self._waking.pop(key) if self._waking.get(key) is done else None
+            )
+        failures = await asyncio.shield(task)
+        if (failure := failures.get(target)) is not None:
+            raise failure
+
+    async def _wake_group(self, key: GroupKey, members: list[tuple[Target, Route]]) -> dict[Target, ApiError]:
+        pairs = [(member, name) for member, route in members for name in route.deployments]
+        async with self._locks[key]:
+            results = await asyncio.gather(
+                *(self._wake_deployment(member.namespace, name) for member, name in pairs),
+                return_exceptions=True,
+            )
+        failures: dict[Target, ApiError] = {}
+        for (member, name), result in zip(pairs, results, strict=True):
+            if isinstance(result, ApiError):
+                log.warning("waking deployment %s/%s for %s: %s", member.namespace, name, member, result)
+                failures.setdefault(member, result)
+            elif isinstance(result, BaseException):
+                raise result
+        return failures
+
+    async def _wake_deployment(self, namespace: str, name: str) -> None:
+        path = _scale_path(namespace, name)
         for _ in range(self.ATTEMPTS):
             scale = await self._api.get(path)
             if (scale.get("spec") or {}).get("replicas", 0) > 0:
                 return
-            version = scale["metadata"]["resourceVersion"]
             try:
-                await self._api.merge_patch(
-                    path, {"metadata": {"resourceVersion": version}, "spec": {"replicas": 1}}
-                )
+                await self._patch_replicas(path, scale, 1)
             except ApiError as error:
                 if error.status == 409:
                     continue
                 raise
-            self.patches += 1
             return
-        raise ApiError(
-            409, f"deployment {route.deployment}: scale kept changing under {self.ATTEMPTS} attempts"
+        raise ApiError(409, f"deployment {name}: scale kept changing under {self.ATTEMPTS} attempts")
+
+    async def scale_down(
+        self, key: GroupKey, members: list[tuple[Target, Route]], still_idle: Callable[[], bool]
+    ) -> ScaleDown:
+        """Every Deployment of the group to 0, unless `still_idle()` says a request came meanwhile (it is
+        asked once the group's lock is held, so no wake of this activator slips in between)."""
+        scaled: list[str] = []
+        async with self._locks[key]:
+            for member, route in members:
+                for name in route.deployments:
+                    if not still_idle():
+                        return ScaleDown(tuple(scaled), interrupted=True)
+                    path = _scale_path(member.namespace, name)
+                    scale = await self._api.get(path)
+                    if not (scale.get("spec") or {}).get("replicas", 0):
+                        continue
+                    try:
+                        await self._patch_replicas(path, scale, 0)
+                    except ApiError as error:
+                        if error.status != 409:
+                            raise
+                        log.info(
+                            "deployment %s/%s changed scale meanwhile: left as it is", member.namespace, name
+                        )
+                        return ScaleDown(tuple(scaled), interrupted=True)
+                    scaled.append(name)
+        return ScaleDown(tuple(scaled), interrupted=False)
+
+    async def _patch_replicas(self, path: str, scale: dict[str, Any], replicas: int) -> None:
+        """Only if the scale is still the one read (its resourceVersion): else 409."""
+        version = scale["metadata"]["resourceVersion"]
+        await self._api.merge_patch(
+            path, {"metadata": {"resourceVersion": version}, "spec": {"replicas": replicas}}
         )
+        self.patches += 1
+
+
+def _scale_path(namespace: str, deployment: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}/scale"
 
 
 @dataclass

@@ -23,3 +23,6 @@ class ActivatorConfig:
     # Connecting to a Ready pod; the response itself has no deadline (inference may be long).
     connect_timeout_seconds: float = 5.0
     cluster_domain: str = "cluster.local"
+    # Idle scale-down: how often the Ready pods' /metrics are read, and how long one read may take.
+    scrape_interval_seconds: float = 10.0
+    scrape_timeout_seconds: float = 3.0

@@ -10,6 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from kubeserve_activator.activity import RequestActivity
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.holding import Holder, Unavailable
 from kubeserve_activator.hosts import address_of_host, service_of_host
@@ -62,12 +63,14 @@ class Forwarder:
         holder: Holder,
         metrics: ActivatorMetrics,
         session: aiohttp.ClientSession,
+        activity: RequestActivity,
     ) -> None:
         self._config = config
         self._targets = targets
         self._holder = holder
         self._metrics = metrics
         self._session = session
+        self._activity = activity
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = request.headers.get("Host", "")
@@ -81,6 +84,10 @@ class Forwarder:
                 f"Host {host!r} names no service this activator serves; expected <service>.<namespace>"
                 f"[.svc[.{self._config.cluster_domain}]][:port] or its ClusterIP",
             )
+        with self._activity.serving(target):
+            return await self._forward(request, target)
+
+    async def _forward(self, request: web.Request, target: Target) -> web.StreamResponse:
         try:
             ip, port = await self._holder.endpoint_for(target)
         except Unavailable as error:

@@ -47,5 +47,12 @@ class ActivatorMetrics:
             registry=self.registry,
         )
 
+        self.scale_downs = Counter(
+            "kubeserve_activator_idle_scale_downs",
+            "Services scaled to zero after their idle window.",
+            ("service",),
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from kubeserve_activator.activity import RequestActivity
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.forwarding import Forwarder
 from kubeserve_activator.holding import Holder
@@ -21,6 +22,7 @@ class RunningActivator:
     admin: web.AppRunner
     session: aiohttp.ClientSession
     metrics: ActivatorMetrics
+    activity: RequestActivity
 
     @property
     def port(self) -> int:
@@ -53,7 +55,9 @@ async def start(
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
-    forwarder = Forwarder(config, targets, Holder(config, endpoints, waker, metrics), metrics, session)
+    activity = RequestActivity()
+    holder = Holder(config, endpoints, waker, metrics)
+    forwarder = Forwarder(config, targets, holder, metrics, session, activity)
     proxy_app = web.Application()
     proxy_app.router.add_route("*", "/{path:.*}", forwarder.handle)
     admin_app = web.Application()
@@ -66,7 +70,7 @@ async def start(
     for runner, port in ((proxy, config.port), (admin, config.admin_port)):
         await runner.setup()
         await web.TCPSite(runner, config.host, port).start()
-    return RunningActivator(proxy, admin, session, metrics)
+    return RunningActivator(proxy, admin, session, metrics, activity)
 
 
 async def _healthz(_: web.Request) -> web.Response:
