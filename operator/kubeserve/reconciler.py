@@ -332,6 +332,9 @@ class Reconciler:
                 d["metadata"]["name"]: d for d in self.view.owned_by("Deployment", namespace, name, uid)
             },
             pods=self.view.owned_by("Pod", namespace, name, None),
+            scaled_objects={
+                o["metadata"]["name"]: o for o in self.view.owned_by(SCALED_OBJECT.kind, namespace, name, uid)
+            },
         )
         status = compute_status(service, plan, problem, observed, timestamp())
         await self._write_status(body, status)

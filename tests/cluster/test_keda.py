@@ -10,6 +10,7 @@ Deployment keeps the count it was created with, and the service is Ready.
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,25 +41,28 @@ CPU = {
 
 
 def _service(annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "serving.kubeserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": NAME, "annotations": annotations},
-        "spec": {
-            "predictor": {
-                "minReplicas": 1,
-                "maxReplicas": 4,
-                "autoScaling": {
-                    "metrics": [CPU, PROMETHEUS],
-                    "keda": {"pollingInterval": 10, "fallback": {"failureThreshold": 3, "replicas": 2}},
-                },
-                "model": {
-                    "modelFormat": {"name": "sklearn"},
-                    "storageUri": "gs://kfserving-examples/models/sklearn/1.0/model",
-                },
-            }
-        },
-    }
+    """A fresh body each time: a test may change it (the metrics are module constants)."""
+    return copy.deepcopy(
+        {
+            "apiVersion": "serving.kubeserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": NAME, "annotations": annotations},
+            "spec": {
+                "predictor": {
+                    "minReplicas": 1,
+                    "maxReplicas": 4,
+                    "autoScaling": {
+                        "metrics": [CPU, PROMETHEUS],
+                        "keda": {"pollingInterval": 10, "fallback": {"failureThreshold": 3, "replicas": 2}},
+                    },
+                    "model": {
+                        "modelFormat": {"name": "sklearn"},
+                        "storageUri": "gs://kfserving-examples/models/sklearn/1.0/model",
+                    },
+                }
+            },
+        }
+    )
 
 
 def _crd_established(kube: k8s.ApiClient) -> bool:
@@ -164,3 +168,43 @@ def test_a_threshold_keda_cannot_parse_is_refused_by_the_api_server(
         Isvcs(kube, namespace).apply(body)
     assert refused.value.status == 422
     assert "autoScaling external target.value must be a plain number" in refused.value.body
+
+
+@pytest.mark.cluster_wide("creates and deletes KEDA's ScaledObject CRD")
+def test_a_trigger_keda_refuses_reaches_the_services_conditions(
+    keda_crd: None, kube: k8s.ApiClient, namespace: str, operator: Path
+) -> None:
+    """KEDA does not run here, so its verdict is written as KEDA writes it (the ScaledObject's status
+    subresource, condition Ready); the operator follows the ScaledObject and says KEDA's reason."""
+    isvcs = Isvcs(kube, namespace)
+    isvcs.apply(_service(KEDA_CLASS))
+    isvcs.wait_ready(NAME)
+    pending = isvcs.wait_condition(NAME, "AutoscalerReady", status="Unknown", reason="KedaPending")
+    assert f"{NAME}-predictor" in pending["message"], pending
+    eventually(lambda: _scaled_object(kube, namespace), 30, "the ScaledObject")
+    message = "Triggers defined in ScaledObject are not correct"
+    refused = {"type": "Ready", "status": "False", "reason": "ScaledObjectCheckFailed", "message": message}
+    k8s.CustomObjectsApi(kube).patch_namespaced_custom_object_status(
+        "keda.sh",
+        "v1alpha1",
+        namespace,
+        "scaledobjects",
+        f"{NAME}-predictor",
+        {"status": {"conditions": [refused]}},
+    )
+    condition = isvcs.wait_condition(
+        NAME, "AutoscalerReady", status="False", reason="ScaledObjectCheckFailed"
+    )
+    assert condition["message"] == f"KEDA refuses ScaledObject {NAME}-predictor: {message}", condition
+    ready = isvcs.condition(NAME, "Ready")
+    assert ready is not None and ready["status"] == "True", "the pods serve at their minimum meanwhile"
+    events = eventually(
+        lambda: [
+            e
+            for e in k8s.CoreV1Api(kube).list_namespaced_event(namespace).items
+            if e.reason == "ScaledObjectCheckFailed" and e.type == "Warning"
+        ],
+        30,
+        "a Warning Event",
+    )
+    assert message in events[0].message

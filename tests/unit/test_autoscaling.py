@@ -12,6 +12,8 @@ from kubeserve.api import InferenceService
 from kubeserve.planning.plan import plan_service
 from kubeserve.planning.rollout import STABLE, TrackState
 from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS
+from kubeserve.status.announcements import announcements
+from kubeserve.status.compute import Observed, compute_status
 from tests.unit.crd_schema import cel_failures, requires_cel, schema
 from tests.unit.planning_inputs import SKLEARN, inputs, service
 
@@ -284,3 +286,51 @@ def test_each_canary_track_gets_a_scaled_object_of_its_share() -> None:
     ) == (1, 2)
     assert scaled["iris-predictor-canary"]["fallback"]["replicas"] == 1
     assert scaled["iris-predictor-canary"]["scaleTargetRef"]["name"] == "iris-predictor-canary"
+
+
+def keda_status(ready: dict[str, Any] | None) -> dict[str, Any]:
+    """The conditions of a ScaledObject as KEDA writes them (Ready, beside Active and Fallback)."""
+    active = {"type": "Active", "status": "False", "reason": "ScalerNotActive"}
+    return {"status": {"conditions": [active, *([ready] if ready else [])]}}
+
+
+def autoscaler_condition(scaled_objects: dict[str, Any]) -> dict[str, Any]:
+    isvc = service(predictor(), annotations=KEDA)
+    plan = plan_service(isvc, inputs(keda=True))
+    status = compute_status(isvc, plan, None, Observed({}, [], scaled_objects), "2026-12-03T10:00:00Z")
+    (condition,) = [c for c in status["conditions"] if c["type"] == "AutoscalerReady"]
+    return condition
+
+
+def test_a_trigger_keda_refuses_is_said_in_a_condition_with_kedas_reason_and_message() -> None:
+    refused = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ScaledObjectCheckFailed",
+        "message": "Triggers defined in ScaledObject are not correct",
+    }
+    condition = autoscaler_condition({"iris-predictor": keda_status(refused)})
+    assert (condition["status"], condition["reason"]) == ("False", "ScaledObjectCheckFailed")
+    assert condition["message"] == (
+        "KEDA refuses ScaledObject iris-predictor: Triggers defined in ScaledObject are not correct"
+    )
+    announced = announcements({}, {"conditions": [condition]})
+    assert [(a.type, a.reason) for a in announced] == [("Warning", "ScaledObjectCheckFailed")]
+
+
+def test_kedas_verdict_is_pending_until_it_writes_one_and_a_reason_out_of_shape_is_replaced() -> None:
+    assert autoscaler_condition({})["status"] == "Unknown"
+    assert autoscaler_condition({"iris-predictor": keda_status(None)})["reason"] == "KedaPending"
+    ok = {"type": "Ready", "status": "True", "reason": "ScaledObjectReady"}
+    assert autoscaler_condition({"iris-predictor": keda_status(ok)})["status"] == "True"
+    odd = {"type": "Ready", "status": "False", "reason": "not a reason!", "message": "x" * 5000}
+    condition = autoscaler_condition({"iris-predictor": keda_status(odd)})
+    assert condition["reason"] == "ScaledObjectNotReady" and len(condition["message"]) == 1024
+
+
+def test_no_scaled_object_means_no_autoscaler_condition() -> None:
+    isvc = service(predictor())
+    status = compute_status(
+        isvc, plan_service(isvc, inputs()), None, Observed({}, []), "2026-12-03T10:00:00Z"
+    )
+    assert "AutoscalerReady" not in {c["type"] for c in status["conditions"]}

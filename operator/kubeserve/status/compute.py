@@ -1,9 +1,11 @@
-"""The InferenceService status, computed from the plan and the observed Deployments and pods."""
+"""The InferenceService status, computed from the plan and the observed Deployments, pods and
+ScaledObjects."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubeserve.api.inference_service import InferenceService
@@ -22,6 +24,8 @@ class Observed:
 
     deployments: Mapping[str, Mapping[str, Any]]
     pods: Sequence[Mapping[str, Any]]
+    scaled_objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """KEDA's ScaledObjects by name, with the status KEDA writes."""
 
     def pods_of(self, component: str, track: str) -> list[Mapping[str, Any]]:
         return track_pods(self.pods, component, track)
@@ -151,6 +155,39 @@ def _fields_verdict(plan: Plan) -> Verdict:
     return Verdict("FieldsSupported", "True", "Supported", "")
 
 
+AUTOSCALER_READY = "AutoscalerReady"
+_REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
+"""What the InferenceService's schema (as Kubernetes' own conditions) allows as a reason."""
+_MESSAGE_LIMIT = 1024
+
+
+def _keda_verdict(plan: Plan, scaled_objects: Mapping[str, Mapping[str, Any]]) -> Verdict | None:
+    """KEDA's own verdict on the ScaledObjects it was given (a trigger it refuses, say). The pods keep
+    their minimum replicas and serve, so this is not part of Ready, but KEDA's reason is said."""
+    names = [o["metadata"]["name"] for o in plan.objects if o["kind"] == "ScaledObject"]
+    if not names:
+        return None
+    waiting = []
+    for name in names:
+        conditions = (scaled_objects.get(name) or {}).get("status", {}).get("conditions") or []
+        ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+        if ready is None or ready.get("status") not in ("True", "False"):
+            waiting.append(name)
+        elif ready["status"] == "False":
+            reason = str(ready.get("reason") or "")
+            return Verdict(
+                AUTOSCALER_READY,
+                "False",
+                reason if _REASON.fullmatch(reason) else "ScaledObjectNotReady",
+                f"KEDA refuses ScaledObject {name}: {ready.get('message') or 'no message'}"[:_MESSAGE_LIMIT],
+            )
+    if waiting:
+        return Verdict(
+            AUTOSCALER_READY, "Unknown", "KedaPending", f"KEDA has not reported on {', '.join(waiting)} yet"
+        )
+    return Verdict(AUTOSCALER_READY, "True", "ScaledObjectReady", "")
+
+
 def compute_status(
     service: InferenceService,
     plan: Plan | None,
@@ -208,6 +245,8 @@ def compute_status(
     verdicts += [ingress, _ready_verdict(ready_parts)]
     if plan is not None:
         verdicts += [_hardening_verdict(plan), _fields_verdict(plan)]
+        keda = _keda_verdict(plan, observed.scaled_objects)
+        verdicts += [keda] if keda else []
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": dated(verdicts, previous.get("conditions") or [], now, generation),
