@@ -1,7 +1,7 @@
 """From an InferenceService, its runtimes, observed revisions and the configuration to its children.
 
-Pure: no I/O and no clock. The handlers gather the inputs from the cluster and
-hand the plan to the applier; everything a test needs to check "what would be
+Pure: no I/O and no clock. The reconciler gathers the inputs from its view of the
+cluster and hands the plan to the applier; everything a test needs to check "what would be
 created" is here.
 """
 
