@@ -203,9 +203,10 @@ class IdleScaler:
 
     async def _read(self, pod: Endpoint) -> Reading:
         ip, port = pod
-        timeout = aiohttp.ClientTimeout(
-            total=min(self._config.scrape_timeout_seconds, self._config.scrape_interval_seconds)
-        )
+        # Bounds on the pod's own answer only, not on the wait for one of the session's connections:
+        # with many pods, reads queue for the pool, and a queued read is no silent pod.
+        seconds = min(self._config.scrape_timeout_seconds, self._config.scrape_interval_seconds)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
         try:
             async with self._session.get(f"http://{ip}:{port}/metrics", timeout=timeout) as response:
                 if response.status != 200:
