@@ -337,3 +337,34 @@ def test_activator_slices_the_operator_may_not_read_do_not_keep_it_from_reconcil
     assert asyncio.run(scenario()), "listed (as empty) at once, by its label in its namespace"
     (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "forbidden" in error and "edge" in error
+
+
+@pytest.mark.parametrize("backend", ["gateway", "istio"])
+def test_a_gateway_routes_an_idle_entry_through_its_own_service_so_the_activator_can_wake_it(
+    backend: str,
+) -> None:
+    spec = {"predictor": {**IDLE["predictor"], "canaryTrafficPercent": 20}}
+    old = {"metadata": {"labels": {}}, "spec": {"containers": []}}
+    tracks = {("predictor", STABLE): TrackState("iris-predictor-00000000", True, old)}
+    mirror = {"serving.kubeserve.io/mirror-percent": "10"}
+    plan = plan_service(service(spec, annotations=mirror), inputs(config=ON, tracks=tracks, backend=backend))
+    (route,) = [o for o in plan.traffic if o["kind"] in ("HTTPRoute", "VirtualService")]
+    if backend == "gateway":
+        (rule,) = route["spec"]["rules"]
+        assert rule == {"backendRefs": [{"name": "iris-predictor", "port": 80, "weight": 100}]}
+    else:
+        (http,) = route["spec"]["http"]
+        assert http == {
+            "route": [
+                {
+                    "destination": {"host": "iris-predictor.ml.svc.cluster.local", "port": {"number": 80}},
+                    "weight": 100,
+                }
+            ]
+        }
+    assert [o["kind"] for o in plan.traffic] == [route["kind"]], "no track Services with selectors"
+    (note,) = plan.components["predictor"].unsupported
+    assert (
+        note.startswith("metadata.annotations[serving.kubeserve.io/mirror-percent]: ")
+        and "scales to zero" in note
+    )

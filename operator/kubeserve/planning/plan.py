@@ -8,7 +8,7 @@ created" is here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubeserve.api.components import ComponentSpec, ModelSpec, PredictorSpec
@@ -39,7 +39,14 @@ from kubeserve.planning.server_settings import unsupported_fields, unsupported_s
 from kubeserve.planning.service import build_service
 from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_model_storage
 from kubeserve.planning.templating import TemplateError
-from kubeserve.planning.traffic import Backend, TrafficError, ingress_host, mirror_percent, plan_traffic
+from kubeserve.planning.traffic import (
+    MIRROR_ANNOTATION,
+    Backend,
+    TrafficError,
+    ingress_host,
+    mirror_percent,
+    plan_traffic,
+)
 
 
 class PlanningError(Exception):
@@ -321,7 +328,9 @@ def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:
         naming.child_labels(name, entry.component, entry.runtime.runtime.name if entry.runtime else None),
         naming.owner_reference(name, service.metadata.uid or ""),
     )
+    idle = entry.routing is not None
     try:
+        mirror = mirror_percent(service.metadata.annotations or {})
         traffic = plan_traffic(
             inputs.backend,
             inputs.config,
@@ -330,9 +339,16 @@ def plan_service(service: InferenceService, inputs: PlanInputs) -> Plan:
             naming.selector_labels(name, entry.component),
             list(entry.ports),
             entry.rollout,
-            mirror_percent(service.metadata.annotations or {}),
+            mirror,
+            scales_to_zero=idle,
         )
     except TrafficError as error:
         raise PlanningError(entry.component, error.reason, str(error)) from error
+    if traffic and idle and mirror and entry.rollout.in_canary:
+        note = (
+            f"metadata.annotations[{MIRROR_ANNOTATION}]: a component that scales to zero is routed through "
+            "its own Service (the canary's share follows the replica ratio), so nothing is mirrored"
+        )
+        components[entry.component] = replace(entry, unsupported=(*entry.unsupported, note))
     url = f"http://{ingress_host(name, namespace, inputs.config.ingress.domain)}" if traffic else None
     return Plan(components, tuple(traffic), url)

@@ -19,6 +19,12 @@ is routed by weight; the transformer reaches the predictor through the
 predictor's Service, so a predictor canary behind a transformer is split by
 replica ratio.
 
+Scale to zero: a route must reach the activator while the entry component is
+idle, so for such a component it sends everything to the component's own
+Service (whose routing slice lists the Ready pods of both tracks, or the
+activator), and a canary is split there by replica ratio; no track Services,
+no mirror.
+
 Mirroring: the annotation `serving.kubeserve.io/mirror-percent: "<0-100>"` on
 the InferenceService sends a copy of that share of the requests to the canary
 (a shadow: its responses are dropped) once the canary is Ready, besides the
@@ -103,22 +109,26 @@ def _mirrored(rollout: Rollout, percent: int | None) -> bool:
     return percent is not None and percent > 0 and rollout.canary_percent > 0
 
 
+def _backends(component_name: str, rollout: Rollout, direct: bool) -> list[tuple[str, int]]:
+    """(Service, weight) a route sends to: a Service per track, or the component's own when `direct`."""
+    if direct:
+        return [(component_name, 100)]
+    return [(track_service_name(component_name, track), weight) for track, weight in _weights(rollout)]
+
+
 def _http_route(
     metadata: dict[str, Any],
     host: str,
     config: OperatorConfig,
     component_name: str,
-    rollout: Rollout,
+    backends: list[tuple[str, int]],
     mirror: int | None,
 ) -> dict[str, Any]:
     gateway = config.traffic.gateway
     rule: dict[str, Any] = {
-        "backendRefs": [
-            {"name": track_service_name(component_name, track), "port": HTTP_PORT, "weight": weight}
-            for track, weight in _weights(rollout)
-        ]
+        "backendRefs": [{"name": name, "port": HTTP_PORT, "weight": weight} for name, weight in backends]
     }
-    if _mirrored(rollout, mirror):
+    if mirror is not None:
         rule["filters"] = [
             {
                 "type": "RequestMirror",
@@ -152,7 +162,7 @@ def _virtual_service(
     host: str,
     config: OperatorConfig,
     component_name: str,
-    rollout: Rollout,
+    backends: list[tuple[str, int]],
     mirror: int | None,
 ) -> dict[str, Any]:
     namespace = metadata["namespace"]
@@ -161,12 +171,9 @@ def _virtual_service(
         return {"host": f"{name}.{namespace}.svc.cluster.local", "port": {"number": HTTP_PORT}}
 
     route: dict[str, Any] = {
-        "route": [
-            {"destination": destination(track_service_name(component_name, track)), "weight": weight}
-            for track, weight in _weights(rollout)
-        ]
+        "route": [{"destination": destination(name), "weight": weight} for name, weight in backends]
     }
-    if _mirrored(rollout, mirror):
+    if mirror is not None:
         route["mirror"] = destination(track_service_name(component_name, CANARY))
         route["mirrorPercentage"] = {"value": float(mirror or 0)}
     gateway = config.traffic.gateway
@@ -187,18 +194,24 @@ def plan_traffic(
     ports: list[dict[str, Any]],
     rollout: Rollout,
     mirror: int | None,
+    scales_to_zero: bool = False,
 ) -> list[dict[str, Any]]:
     """The route of the entry component `component_name` and a Service per track it weighs.
 
     `route_metadata` names the route (the InferenceService's name) and carries
     the labels and owner that every child has; the track Services reuse them.
+    A component that `scales_to_zero` is routed through its own Service.
     """
     if backend == "service":
         return []
     namespace = route_metadata["namespace"]
     host = ingress_host(route_metadata["name"], namespace, config.ingress.domain)
     build = _http_route if backend == "gateway" else _virtual_service
-    objects = [build(route_metadata, host, config, component_name, rollout, mirror)]
+    backends = _backends(component_name, rollout, scales_to_zero)
+    mirrored = mirror if _mirrored(rollout, mirror) and not scales_to_zero else None
+    objects = [build(route_metadata, host, config, component_name, backends, mirrored)]
+    if scales_to_zero:
+        return objects
     for track, _ in _weights(rollout):
         metadata = child_metadata(
             track_service_name(component_name, track),
