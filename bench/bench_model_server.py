@@ -52,6 +52,7 @@ from gotools import tool
 from sklearn.datasets import load_iris, make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from kubeserve.devcluster.ports import free_port
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
@@ -640,7 +641,9 @@ def main() -> None:
 
     model, features, model_name = train(args.model)
     single = features[:1]
-    per_call = min(timeit.repeat(lambda: model.predict(single), number=20, repeat=3)) / 20
+    # One thread, as in a server pinned to one core (OpenMP sizes its pool by the affinity).
+    with threadpool_limits(1):
+        per_call = min(timeit.repeat(lambda: model.predict(single), number=20, repeat=3)) / 20
     print(f"{args.model} model: predict on one row takes {per_call * 1000:.2f} ms (timeit, best of 3)")
     rng = np.random.default_rng(0)
     # The same benchmark environment for every server; OpenBLAS overrides slow a current numpy.
