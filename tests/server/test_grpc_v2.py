@@ -90,3 +90,12 @@ def test_oversized_message_is_refused(grpc_client: GrpcClient) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         grpc_client.infer(request)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+
+
+def test_malformed_message_is_invalid_argument(grpc_client: GrpcClient) -> None:
+    """ModelInfer parses its own message: bytes that are no ModelInferRequest are the client's fault."""
+    infer = grpc_client.channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    with pytest.raises(grpc.RpcError) as raised:
+        infer(b"\xff\xff\xff", timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "not a valid protobuf message" in raised.value.details()  # type: ignore[attr-defined]

@@ -118,7 +118,10 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
             ("grpc.so_reuseport", int(config.workers > 1)),
         ]
     )
-    grpc_server.add_generic_rpc_handlers((InferenceServicer(dataplane, metrics, payload_logger).handler(),))
+    offload = Offload()
+    grpc_server.add_generic_rpc_handlers(
+        (InferenceServicer(dataplane, metrics, payload_logger, offload).handler(),)
+    )
     try:
         if config.tls:
             grpc_server.add_secure_port(_grpc_address(config), _grpc_credentials(config))
@@ -127,7 +130,6 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     except RuntimeError as error:
         raise OSError(f"gRPC cannot listen on {_grpc_address(config)}: {error}") from None
 
-    offload = Offload()
     http = _UvicornServer(
         uvicorn.Config(
             RestApp(
