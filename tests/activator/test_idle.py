@@ -32,7 +32,7 @@ from kubeserve_activator.cluster import (
     INFERENCE_SERVICE_LABEL,
     ClusterSide,
 )
-from kubeserve_activator.idling import idle_scaling, read_metrics
+from kubeserve_activator.idling import NoSignal, idle_scaling, read_metrics
 from kubeserve_activator.interfaces import Target
 from kubeserve_activator.kube_api import KubeApi, from_kubeconfig
 from kubeserve_activator.server import RunningActivator
@@ -352,3 +352,27 @@ def test_the_scrape_interval_is_an_option_of_the_command_line() -> None:
     assert parse_args([])[0].scrape_interval_seconds == 10
     with pytest.raises(SystemExit):
         parse_args(["--scrape-interval-seconds", "0"])
+
+
+@pytest.mark.parametrize(
+    ("page", "reading"),
+    [
+        (counted(7, in_flight=2) + counted(3).replace('"t"', '"u"'), (10.0, 2.0)),
+        ("# TYPE kubeserve_requests counter\n", (0.0, 0.0)),  # declared, nothing counted yet
+    ],
+)
+def test_a_page_reads_as_the_sums_over_label_sets(page: str, reading: tuple[float, float]) -> None:
+    found = read_metrics(page)
+    assert (found.requests, found.in_flight) == reading
+
+
+@pytest.mark.parametrize(
+    ("page", "reason"),
+    [
+        ("kubeserve_requests_in_flight 0\n", "no kubeserve_requests_total"),
+        ("kubeserve_requests_total one\n", "unreadable metrics"),
+    ],
+)
+def test_a_page_without_a_readable_counter_is_no_signal(page: str, reason: str) -> None:
+    with pytest.raises(NoSignal, match=reason):
+        read_metrics(page)
