@@ -105,7 +105,8 @@ def admin_client(state: ClusterState) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=state.server,
         verify=tls,
-        timeout=httpx.Timeout(60.0, connect=5.0),
+        # A batch queues all its requests on 20 connections at once: the wait for one is not a timeout.
+        timeout=httpx.Timeout(60.0, connect=5.0, pool=None),
         headers={"User-Agent": "kubeserve-bench"},
         limits=httpx.Limits(max_connections=20),
     )
