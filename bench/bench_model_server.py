@@ -9,10 +9,10 @@ vegeta (REST, open loop at a fixed rate). Each server's answers are checked agai
 
 Closed loop: for each protocol, body shape (nested FP64 lists or flat FP32), rows and concurrency,
 requests per second and p50/p99 latency, the median of several rounds. Open loop: each server's
-peak (its best closed-loop REST throughput for the open-loop body), then a fixed rate of 50% and
-90% of it, with p50/p99/p99.9 and errors. Then the ratios to KServe (quiet, with its per-request
-log lines off, and at its defaults) and to the bare handler, kubeserve's gRPC/REST ratio, each
-server's resident memory and the cores its processes may run on.
+peak (wrk, right before, at the concurrency that served most in the closed loop), then a fixed
+rate of 50% and 90% of it, with p50/p99/p99.9 and errors. Then the ratios to KServe (quiet, with
+its per-request log lines off, and at its defaults) and to the bare handler, kubeserve's gRPC/REST
+ratio, each server's resident memory and the cores its processes may run on.
 
 By default the servers run all at once and every case visits them in turn, round after round, so
 load from elsewhere on the machine falls on all alike; `--one-at-a-time` runs each server alone
@@ -542,6 +542,37 @@ def serves(target: Target, case: Case) -> bool:
     return case.protocol == "rest" or target.grpc_address is not None
 
 
+def open_loop(
+    servers: dict[str, tuple[Target, subprocess.Popen[bytes]]],
+    plan: Plan,
+    body: Body,
+    open_cases: list[Case],
+    closed: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per server and round: its peak now (wrk at the concurrency that served most in the closed
+    loop), then vegeta at each percentage of it. The peak is measured right before, not taken from
+    the closed loop minutes earlier: on a shared machine a server's capacity drifts, and a rate
+    above what it can serve now measures the backlog, not the tail."""
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {name: {} for name in servers}
+    for _ in range(plan.rounds):
+        for name, (target, _process) in servers.items():
+            best = max(open_cases, key=lambda case: closed[name]["runs"][case.label]["rps"])
+            peak = wrk(target.infer_path, body.rest, best.concurrency, plan.duration)["rps"]
+            for percent in plan.open_loop:
+                rate = max(1, round(peak * percent / 100))
+                vegeta(target.infer_path, body.rest, rate, plan.warmup, plan.work)
+                run = vegeta(target.infer_path, body.rest, rate, plan.duration, plan.work)
+                runs[name].setdefault(f"{percent}%", []).append({"peak": peak, **run})
+    print("open loop: done", flush=True)
+    summaries: dict[str, dict[str, dict[str, float]]] = {name: {} for name in servers}
+    for name, by_percent in runs.items():
+        for percent, measured in by_percent.items():
+            summary = median(measured)
+            summary["errors"] = sum(run["errors"] for run in measured)
+            summaries[name][percent] = summary
+    return summaries
+
+
 def run_servers(
     servers: dict[str, tuple[Target, subprocess.Popen[bytes]]],
     plan: Plan,
@@ -569,27 +600,14 @@ def run_servers(
         name: {"runs": {label: median(runs) for label, runs in cases.items()}}
         for name, cases in closed.items()
     }
-    shape, rows = plan.open_body
     open_cases = [
-        case.label
+        case
         for case in plan.cases
-        if case.protocol == "rest" and (case.shape, case.rows) == plan.open_body
+        if case.protocol == "rest" and (case.shape, case.rows) == plan.open_body and plan.open_loop
     ]
-    for percent in plan.open_loop if open_cases else []:
-        opened: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-        for _ in range(plan.rounds):
-            for name, (target, _process) in servers.items():
-                peak = max(results[name]["runs"][label]["rps"] for label in open_cases)
-                rate = max(1, round(peak * percent / 100))
-                vegeta(target.infer_path, bodies[shape, rows].rest, rate, plan.warmup, plan.work)
-                opened[name].append(
-                    vegeta(target.infer_path, bodies[shape, rows].rest, rate, plan.duration, plan.work)
-                )
-        for name, runs in opened.items():
-            summary = median(runs)
-            summary["errors"] = sum(run["errors"] for run in runs)
-            results[name].setdefault("open_loop", {})[f"{percent}%"] = summary
-        print(f"open loop at {percent}% of peak: done", flush=True)
+    if open_cases:
+        for name, runs in open_loop(servers, plan, bodies[plan.open_body], open_cases, results).items():
+            results[name]["open_loop"] = runs
     for name, (_target, process) in servers.items():
         results[name]["rss_mib"] = rss_mib(process.pid)
         results[name]["cores"] = pinned_cores(process.pid)
@@ -704,14 +722,13 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         print(f"{label:<{width}}" + "".join(f"{cell:>26}" for cell in cells))
     percents = list(dict.fromkeys(p for result in results.values() for p in result.get("open_loop", {})))
     if percents:
-        print("\nopen loop (vegeta): rate req/s, p50 / p99 / p99.9 ms, errors")
+        print("\nopen loop (vegeta): peak req/s (wrk, just before), rate req/s, p50 / p99 / p99.9 ms, errors")
         for percent in percents:
             for name in names:
                 run = results[name]["open_loop"][percent]
                 latency = f"{run['p50_ms']:7.2f} / {run['p99_ms']:7.2f} / {run['p99.9_ms']:7.2f}"
-                print(
-                    f"  {percent:>4} of peak  {name:<18} {run['rate']:6.0f}  {latency}  {run['errors']:.0f}"
-                )
+                rates = f"{run['peak']:6.0f} {run['rate']:6.0f}"
+                print(f"  {percent:>4} of peak  {name:<18} {rates}  {latency}  {run['errors']:.0f}")
     print(
         "\nresident memory after the run (MiB): "
         + ", ".join(f"{n} {results[n]['rss_mib']:.0f}" for n in names)
