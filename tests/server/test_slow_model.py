@@ -4,6 +4,7 @@ held it for seconds."""
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from pathlib import Path
@@ -48,14 +49,18 @@ def test_liveness_answers_while_a_slow_model_is_busy(tmp_path: Path, slow_model:
     expected = slow_model.model.predict(row).tolist()
     with running_server(tmp_path, slow_model.model_dir, env=ENV) as server:
         answers: list[list[int]] = []
-        deadline = time.monotonic() + LOAD_SECONDS
+        stop = threading.Event()
 
         def client() -> None:
-            with httpx.Client(base_url=server.url, timeout=60) as http:
-                while time.monotonic() < deadline:
-                    response = http.post("/v2/models/slow/infer", content=body)
-                    assert response.status_code == 200
-                    answers.append(response.json()["outputs"][0]["data"])
+            connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=60)
+            try:
+                while not stop.is_set():
+                    connection.request("POST", "/v2/models/slow/infer", body)
+                    response = connection.getresponse()
+                    assert response.status == 200
+                    answers.append(orjson.loads(response.read())["outputs"][0]["data"])
+            finally:
+                connection.close()
 
         clients = [threading.Thread(target=client) for _ in range(CLIENTS)]
         for thread in clients:
@@ -63,19 +68,22 @@ def test_liveness_answers_while_a_slow_model_is_busy(tmp_path: Path, slow_model:
         latencies: list[float] = []
         with httpx.Client(base_url=server.url, timeout=30) as probe:
             time.sleep(0.5)  # the server has timed some calls and chosen their pace
-            while any(thread.is_alive() for thread in clients):
+            deadline = time.monotonic() + LOAD_SECONDS
+            while time.monotonic() < deadline:
                 started = time.perf_counter()
                 assert probe.get("/v2/health/live").status_code == 200
                 latencies.append(time.perf_counter() - started)
                 time.sleep(0.05)
+        stop.set()
         for thread in clients:
             thread.join()
         paces = [line["message"] for line in server.logs() if "model calls take" in line["message"]]
     assert answers and all(answer == expected for answer in answers)
     latencies.sort()
-    assert len(latencies) > 10, latencies
+    slowest = latencies[-5:]
+    assert len(latencies) > 10, (len(latencies), slowest, paces)
     # The median meets the bound; the slowest probe may miss it by scheduling noise on a loaded
     # machine, never by waiting for every client's prediction (32 x 5 ms and more).
-    assert np.median(latencies) < PROBE_BOUND_SECONDS, latencies
-    assert latencies[-1] < 3 * PROBE_BOUND_SECONDS, latencies
+    assert np.median(latencies) < PROBE_BOUND_SECONDS, (np.median(latencies), slowest, paces)
+    assert latencies[-1] < 3 * PROBE_BOUND_SECONDS, (slowest, paces)
     assert paces and "inline on the event loop" not in paces[-1], paces

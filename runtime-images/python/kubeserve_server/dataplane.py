@@ -2,9 +2,9 @@
 
 Prediction runs inline on the event loop for ordinary requests: a tabular model's predict is short
 and holds the GIL, so a thread hand-off would add latency and no throughput; `--workers` is the way
-to use more cores. Large bodies and requests under a deadline run in threads, and the in-flight
-limit and the deadline apply to every protocol alike (scheduling.py); concurrent requests may be
-merged into one model call (batching.py).
+to use more cores. Large bodies and requests under a deadline run in threads, a slow model's calls
+one per turn of the loop or in a thread, and the in-flight limit and the deadline apply to every
+protocol alike (scheduling.py); concurrent requests may be merged into one model call (batching.py).
 """
 
 from __future__ import annotations
