@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconcile import (
+    NODE_PODS,
     Batch,
     Operator,
     admin_client,
@@ -101,7 +102,8 @@ def main() -> int:
     replicas: list[Replica] = []
     try:
         state = plane.up()
-        asyncio.run(prepare(state))
+        # kwok nodes for every service's pod, with one to spare.
+        asyncio.run(prepare(state, -(-args.services // NODE_PODS) + 1))
         subprocess.run(
             ["kubectl", "--kubeconfig", state.kubeconfig, "create", "namespace", NAMESPACE],
             check=True,
