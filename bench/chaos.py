@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from reconcile import ISVC_PATH, Batch, Operator, admin_client, isvc, prepare, run_batch
+from reconcile import ISVC_PATH, Batch, Operator, admin_client, extra_nodes, isvc, prepare, run_batch
 
 from kubeserve.devcluster.cluster import ClusterState, LocalControlPlane
 from kubeserve.planning.naming import LABEL_COMPONENT, LABEL_SERVICE
@@ -253,7 +253,7 @@ def main() -> int:
     plane = LocalControlPlane(workdir / "cluster")
     try:
         state = plane.up()
-        asyncio.run(prepare(state))
+        asyncio.run(prepare(state, extra_nodes([args.services])))
         killed = kills(state, workdir, args.services, args.kill_every)
         report("operator killed while applying", killed)
         failures = control_plane_failures(plane, workdir, args.services, args.pause)
