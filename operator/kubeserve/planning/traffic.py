@@ -175,7 +175,7 @@ def _virtual_service(
     }
     if mirror is not None:
         route["mirror"] = destination(track_service_name(component_name, CANARY))
-        route["mirrorPercentage"] = {"value": float(mirror or 0)}
+        route["mirrorPercentage"] = {"value": float(mirror)}
     gateway = config.traffic.gateway
     return {
         "apiVersion": "networking.istio.io/v1",
