@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeserve_activator.interfaces import Target
+from kubeserve_activator.interfaces import Probe, Target
 from kubeserve_activator.tables import EndpointTable
 from tests.activator.conftest import (
     IRIS,
@@ -168,3 +168,38 @@ async def test_caps_on_held_requests_per_service_and_in_total_give_503_at_once(
         for target in (IRIS, OTHER):
             endpoints.set(target, [("127.0.0.1", iris_backend.http_port)])
         assert [response.status_code for response in await asyncio.gather(*held)] == [200, 200, 200]
+
+
+async def test_a_starting_pod_that_says_it_is_ready_gets_the_held_requests_before_the_kubelet_agrees(
+    activator: ActivatorFactory, endpoints: EndpointTable, sklearn_iris: Trained, tmp_path: Path
+) -> None:
+    """The waker starts a real server that the cluster never calls Ready: the activator's own readiness
+    probe of the starting pod is what lets the request through."""
+    with contextlib.ExitStack() as servers:
+
+        async def start_server(target: Target) -> None:
+            server = await asyncio.to_thread(
+                servers.enter_context, running_server(tmp_path, sklearn_iris.model_dir)
+            )
+            endpoint = ("127.0.0.1", server.http_port)
+            endpoints.set_starting(target, [Probe(endpoint, server.http_port, "/v2/health/ready")])
+
+        waker = RecordingWaker(start_server)
+        row = sklearn_iris.features[7]
+        async with activator(waker, hold_seconds=30) as running, client(running) as http:
+            response = await http.post(INFER, json=infer_body(row))
+            assert response.status_code == 200, response.text
+            assert response.json()["outputs"][0]["data"] == sklearn_iris.model.predict([row]).tolist()
+            assert waker.calls == [IRIS]
+
+
+async def test_a_starting_pod_whose_readiness_check_fails_gets_nothing(
+    activator: ActivatorFactory, endpoints: EndpointTable, iris_backend: Server
+) -> None:
+    """The server answers, but 404 at the probed path is not ready: the request waits out its deadline."""
+    endpoint = ("127.0.0.1", iris_backend.http_port)
+    endpoints.set_starting(IRIS, [Probe(endpoint, iris_backend.http_port, "/not/a/health/path")])
+    async with activator(RecordingWaker(), hold_seconds=1.0) as running, client(running) as http:
+        response = await http.get("/v2/health/ready")
+        assert response.status_code == 503
+        assert "no ready replica after 1 s" in response.json()["error"]

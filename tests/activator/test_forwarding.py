@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import numpy as np
 import orjson
@@ -18,6 +19,7 @@ from kubeserve_activator.forwarding import end_to_end
 from kubeserve_activator.holding import Holder
 from kubeserve_activator.hosts import service_of_host
 from kubeserve_activator.metrics import ActivatorMetrics
+from kubeserve_activator.probing import ReadinessProber
 from kubeserve_activator.tables import EndpointTable
 from tests.activator.conftest import IRIS, ActivatorFactory, RecordingWaker, client, infer_body
 from tests.server.conftest import Server, Trained
@@ -126,8 +128,10 @@ def test_hop_by_hop_headers_and_those_connection_names_are_not_forwarded() -> No
 async def test_ready_endpoints_take_turns() -> None:
     endpoints = EndpointTable()
     endpoints.set(IRIS, [("10.0.0.1", 8080), ("10.0.0.2", 8080), ("10.0.0.3", 8080)])
-    holder = Holder(ActivatorConfig(), endpoints, RecordingWaker(), ActivatorMetrics())
-    picked = [(await holder.endpoint_for(IRIS))[0] for _ in range(6)]
+    async with aiohttp.ClientSession() as session:
+        prober = ReadinessProber(endpoints, session)
+        holder = Holder(ActivatorConfig(), endpoints, RecordingWaker(), ActivatorMetrics(), prober)
+        picked = [(await holder.endpoint_for(IRIS))[0] for _ in range(6)]
     assert picked == ["10.0.0.1", "10.0.0.2", "10.0.0.3"] * 2
 
 

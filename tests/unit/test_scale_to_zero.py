@@ -88,7 +88,8 @@ def test_idle_component_routes_its_selectorless_service_to_the_activator() -> No
         "serving.kubeserve.io/deployment": "iris-predictor",
         "serving.kubeserve.io/pods-service": "iris-predictor-pods",
         "serving.kubeserve.io/idle-window-seconds": "300",
-    }
+        "serving.kubeserve.io/readiness-probe": "8080:/v2/health/ready",
+    }, "the runtime's readiness probe, for the activator to ask while a pod starts"
     assert public["metadata"]["labels"]["serving.kubeserve.io/inferenceservice"] == "iris", "woken together"
     pods = objects[("Service", "iris-predictor-pods")]
     assert pods["spec"]["clusterIP"] == "None"
@@ -122,6 +123,52 @@ def test_the_service_names_both_tracks_of_a_canary_for_the_activator_to_wake() -
     assert deployments == "iris-predictor,iris-predictor-canary"
     assert {name for kind, name in by_kind_and_name(plan) if kind == "Deployment"} == set(
         deployments.split(",")
+    )
+
+
+READINESS = "serving.kubeserve.io/readiness-probe"
+
+
+def readiness_of(predictor: dict[str, Any]) -> str | None:
+    spec = {"predictor": {**IDLE["predictor"], **predictor}}
+    public = by_kind_and_name(plan_service(service(spec), inputs(config=ON)))[("Service", "iris-predictor")]
+    readiness: str | None = public["metadata"]["annotations"].get(READINESS)
+    return readiness
+
+
+def custom(*containers: dict[str, Any]) -> dict[str, Any]:
+    """A predictor of custom containers (no model), the first serving on port 9000 named `web`."""
+    return {"model": None, "containers": list(containers)}
+
+
+SERVER = {"name": "server", "image": "example/server:1", "ports": [{"name": "web", "containerPort": 9000}]}
+
+
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        ({"httpGet": {"path": "/ready", "port": 9000}}, "9000:/ready"),
+        ({"httpGet": {"path": "/ready", "port": "web"}}, "9000:/ready"),
+        ({"httpGet": {"port": 9000}}, "9000:/"),
+        ({"httpGet": {"path": "/ready", "port": "other"}}, None),
+        ({"httpGet": {"path": "/ready", "port": 9000, "scheme": "HTTPS"}}, None),
+        ({"httpGet": {"path": "/ready", "port": 9000, "host": "10.0.0.1"}}, None),
+        ({"httpGet": {"path": "/r", "port": 9000, "httpHeaders": [{"name": "X", "value": "1"}]}}, None),
+        ({"tcpSocket": {"port": 9000}}, None),
+    ],
+)
+def test_only_a_plain_http_readiness_probe_is_named_for_the_activator(
+    probe: dict[str, Any], expected: str | None
+) -> None:
+    assert readiness_of(custom({**SERVER, "readinessProbe": probe})) == expected
+
+
+def test_no_probe_is_named_when_another_container_has_its_own_readiness() -> None:
+    sidecar = {"name": "agent", "image": "example/agent:1", "readinessProbe": {"tcpSocket": {"port": 9100}}}
+    probe = {"httpGet": {"path": "/ready", "port": 9000}}
+    assert readiness_of(custom({**SERVER, "readinessProbe": probe}, sidecar)) is None
+    assert readiness_of(custom({**SERVER, "readinessProbe": probe}, {**sidecar, "readinessProbe": None})) == (
+        "9000:/ready"
     )
 
 

@@ -20,7 +20,7 @@ from kubeserve.planning.autoscaler import build_autoscaler, min_replicas, wants_
 from kubeserve.planning.deployment import ACCELERATOR_STRATEGY, DEFAULT_STRATEGY, build_deployment
 from kubeserve.planning.hardening import loosening
 from kubeserve.planning.placement import UnknownAcceleratorClass, plan_placement
-from kubeserve.planning.pods import PodParts, build_pod_template, entry_ports
+from kubeserve.planning.pods import PodParts, build_pod_template, entry_ports, entry_readiness
 from kubeserve.planning.revisions import revision_name, template_hash
 from kubeserve.planning.rollout import (
     CANARY,
@@ -268,6 +268,7 @@ def plan_component(
             inputs.activator_slices,
             (base_name, canary_name) if rollout.in_canary else (base_name,),
             idle_seconds,
+            entry_readiness(template, spec),
         )
         if scaling.scales_to_zero
         else None

@@ -141,14 +141,37 @@ def _collocated(spec: ComponentSpec) -> list[Container]:
     return spec.collocated() if isinstance(spec, PredictorSpec) else []
 
 
-def entry_ports(template: Mapping[str, Any], spec: ComponentSpec) -> list[dict[str, Any]]:
-    """The ports the component's Service sends requests to: a collocated transformer's, when it
-    declares some (it calls the model server inside the pod), else the serving container's."""
+def _entry_container(template: Mapping[str, Any], spec: ComponentSpec) -> Mapping[str, Any]:
+    """The container the component's Service sends requests to: a collocated transformer, when it
+    declares ports (it calls the model server inside the pod), else the serving container."""
     names = {c.name for c in _collocated(spec)}
     containers = template["spec"]["containers"]
-    entry = next((c for c in containers if c["name"] in names and c.get("ports")), containers[0])
-    ports: list[dict[str, Any]] = entry["ports"]
+    entry: Mapping[str, Any] = next(
+        (c for c in containers if c["name"] in names and c.get("ports")), containers[0]
+    )
+    return entry
+
+
+def entry_ports(template: Mapping[str, Any], spec: ComponentSpec) -> list[dict[str, Any]]:
+    ports: list[dict[str, Any]] = _entry_container(template, spec)["ports"]
     return ports
+
+
+def entry_readiness(template: Mapping[str, Any], spec: ComponentSpec) -> tuple[int, str] | None:
+    """(container port, path) of the entry container's HTTP readiness probe, when that probe alone
+    decides the pod's readiness: the activator asks it directly while a pod starts, instead of waiting
+    up to a probe period for the kubelet to ask. None for another kind of probe, one with a host,
+    headers or HTTPS, or when another container has a readiness probe of its own."""
+    entry = _entry_container(template, spec)
+    others = [c for c in template["spec"]["containers"] if c is not entry and c.get("readinessProbe")]
+    get = (entry.get("readinessProbe") or {}).get("httpGet")
+    if others or not get or get.get("host") or get.get("httpHeaders") or get.get("scheme", "HTTP") != "HTTP":
+        return None
+    port = get.get("port")
+    if isinstance(port, str):
+        port = next((p["containerPort"] for p in entry.get("ports") or [] if p.get("name") == port), None)
+    path = get.get("path") or "/"
+    return (port, path) if isinstance(port, int) and path.startswith("/") else None
 
 
 def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dict[str, Any]:

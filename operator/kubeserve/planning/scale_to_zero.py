@@ -21,8 +21,9 @@ into a slice): they route to the pods as they were, so they are deleted.
 
 The Deployment's replicas are not planned (the activator wakes it, and nothing
 must apply it back to 0 or 1). The Service names every Deployment of the
-component (a canary makes two) and the idle window after which the activator,
-which reads the pods' request counters, scales them to zero. This is the contract with the activator
+component (a canary makes two), the idle window after which the activator,
+which reads the pods' request counters, scales them to zero, and the pods'
+readiness probe, which the activator asks itself while a woken pod starts. This is the contract with the activator
 (`runtime-images/python/kubeserve_activator`), and holds only while the
 operator's configuration sets `scaleToZero.enabled`.
 """
@@ -48,6 +49,9 @@ WINDOW_ANNOTATION = f"{GROUP_PREFIX}/scale-to-zero-window"
 """On the InferenceService: its idle window, overriding the operator's `scaleToZero.idleWindowSeconds`."""
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 PODS_SERVICE_ANNOTATION = f"{GROUP_PREFIX}/pods-service"
+READINESS_ANNOTATION = f"{GROUP_PREFIX}/readiness-probe"
+"""On the Service: `<container port>:<path>` of the pods' HTTP readiness probe, which the activator asks
+directly while a woken pod starts (Ready by the kubelet only at its next probe, up to a period later)."""
 SLICE_SERVICE = "kubernetes.io/service-name"
 SLICE_MANAGER = "endpointslice.kubernetes.io/managed-by"
 MANAGER = "serving.kubeserve.io"
@@ -160,12 +164,14 @@ def plan_routing(
     activator_slices: Sequence[Body],
     deployments: Sequence[str],
     idle_seconds: int,
+    readiness: tuple[int, str] | None = None,
 ) -> Routing:
     """The Services and routing slice of the component `metadata` names.
 
     `observed_slices` are the component's watched EndpointSlices (the pods
     Service's, among others); `activator_slices`, the activator Service's;
-    `deployments`, the component's (one per track).
+    `deployments`, the component's (one per track); `readiness`, the pods'
+    readiness probe that the activator may ask directly.
     """
     name = metadata["name"]
     pods_name = pods_service_name(name)
@@ -178,6 +184,7 @@ def plan_routing(
                 DEPLOYMENT_ANNOTATION: ",".join(deployments),
                 PODS_SERVICE_ANNOTATION: pods_name,
                 IDLE_WINDOW_ANNOTATION: str(idle_seconds),
+                **({READINESS_ANNOTATION: f"{readiness[0]}:{readiness[1]}"} if readiness else {}),
             },
         },
         selector,

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubeserve_activator.interfaces import Endpoint, Target
+from kubeserve_activator.interfaces import Endpoint, Probe, Target
 from kubeserve_activator.kube_api import ApiError, KubeApi
 from kubeserve_activator.watching import Follower
 
@@ -29,6 +29,7 @@ INFERENCE_SERVICE_LABEL = "serving.kubeserve.io/inferenceservice"
 DEPLOYMENT_ANNOTATION = "serving.kubeserve.io/deployment"  # comma-separated: a canary adds a track
 PODS_SERVICE_ANNOTATION = "serving.kubeserve.io/pods-service"
 IDLE_WINDOW_ANNOTATION = "serving.kubeserve.io/idle-window-seconds"
+READINESS_ANNOTATION = "serving.kubeserve.io/readiness-probe"  # `<container port>:<path>`
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 HTTP_PORT_NAME = "http"
 
@@ -43,6 +44,16 @@ class Route:
     cluster_ip: str | None
     inference_service: str | None = None
     idle_window: str | None = None  # the annotation as written; the idle scale-down checks it
+    readiness: tuple[int, str] | None = None  # the pods' readiness probe: (container port, path)
+
+
+def readiness_probe(annotation: str | None) -> tuple[int, str] | None:
+    """`8080:/v2/health/ready` as (8080, "/v2/health/ready"); anything else is no probe to ask (the
+    activator then waits for the kubelet's verdict, as it would without the annotation)."""
+    port, _, path = (annotation or "").partition(":")
+    if not (port.isascii() and port.isdecimal() and 0 < int(port) < 65536 and path.startswith("/")):
+        return None
+    return int(port), path
 
 
 # (namespace, InferenceService); a Service without the label is a group of its own, keyed `/<name>`
@@ -135,6 +146,7 @@ class ClusterTargets:
             cluster_ip,
             labels.get(INFERENCE_SERVICE_LABEL) or None,
             annotations.get(IDLE_WINDOW_ANNOTATION),
+            readiness_probe(annotations.get(READINESS_ANNOTATION)),
         )
         self._routes[target] = route
         self._groups.setdefault(group_key(target, route), set()).add(target)
@@ -174,7 +186,19 @@ class _NamespaceTargets:
 @dataclass(frozen=True)
 class _Slice:
     ready: tuple[str, ...]
+    starting: tuple[str, ...]  # not Ready, not terminating: pods on their way up
     ports: tuple[tuple[str, int], ...]  # (Service port name, container port)
+
+
+def _addresses(endpoints: list[dict[str, Any]], ready: bool) -> tuple[str, ...]:
+    """Ready ones (no condition counts as Ready, as the API says), or those starting."""
+    found: list[str] = []
+    for endpoint in endpoints:
+        conditions = endpoint.get("conditions") or {}
+        is_ready = conditions.get("ready") is not False
+        if is_ready == ready and (ready or not conditions.get("terminating")):
+            found.extend(endpoint.get("addresses") or [])
+    return tuple(found)
 
 
 class ClusterEndpoints:
@@ -189,6 +213,7 @@ class ClusterEndpoints:
         targets.endpoints = self
         self._followed: set[tuple[str, str]] = set()  # (namespace, pods Service)
         self._slices: dict[tuple[str, str], dict[str, _Slice]] = {}
+        self._vouched: dict[tuple[str, str], set[str]] = {}  # starting addresses whose probe said ready
         self._changes: dict[Target, asyncio.Future[None]] = {}
         self.follower: Follower | None = None
 
@@ -196,12 +221,36 @@ class ClusterEndpoints:
         route = self._targets.route(target)
         if route is None:
             return []
+        key = (target.namespace, route.pods_service)
+        vouched = self._vouched.get(key, set())
         found: list[Endpoint] = []
-        for piece in self._slices.get((target.namespace, route.pods_service), {}).values():
+        for piece in self._slices.get(key, {}).values():
             port = dict(piece.ports).get(route.port_name)
             if port is not None:
                 found.extend((address, port) for address in piece.ready)
+                found.extend((address, port) for address in piece.starting if address in vouched)
         return found
+
+    def starting(self, target: Target) -> list[Probe]:
+        route = self._targets.route(target)
+        if route is None or route.readiness is None:
+            return []
+        key = (target.namespace, route.pods_service)
+        vouched = self._vouched.get(key, set())
+        probe_port, path = route.readiness
+        return [
+            Probe((address, port), probe_port, path)
+            for piece in self._slices.get(key, {}).values()
+            if (port := dict(piece.ports).get(route.port_name)) is not None
+            for address in piece.starting
+            if address not in vouched
+        ]
+
+    def vouch(self, target: Target, endpoint: Endpoint) -> None:
+        route = self._targets.route(target)
+        if route is not None:
+            self._vouched.setdefault((target.namespace, route.pods_service), set()).add(endpoint[0])
+            self._fire([target])
 
     def changed(self, target: Target) -> Awaitable[object]:
         """A future, shielded: a cancelled awaiter leaves it pending for the others."""
@@ -216,12 +265,14 @@ class ClusterEndpoints:
         self._followed = wanted
         for key in set(self._slices) - wanted:
             del self._slices[key]
+            self._vouched.pop(key, None)
         if new and self.follower is not None and self.follower.listed.is_set():
             self.follower.relist()
         self._fire(list(self._changes) if target is None else [target])
 
     def reset(self, objects: list[dict[str, Any]]) -> None:
         self._slices.clear()
+        self._vouched.clear()
         for obj in objects:
             self.update("ADDED", obj)
         self._fire(list(self._changes))
@@ -235,15 +286,14 @@ class ClusterEndpoints:
         if event == "DELETED":
             slices.pop(metadata["name"], None)
         else:
+            endpoints = obj.get("endpoints") or []
             slices[metadata["name"]] = _Slice(
-                tuple(
-                    address
-                    for endpoint in obj.get("endpoints") or []
-                    if (endpoint.get("conditions") or {}).get("ready") is not False
-                    for address in endpoint.get("addresses") or []
-                ),
+                _addresses(endpoints, ready=True),
+                _addresses(endpoints, ready=False),
                 tuple((port.get("name") or "", int(port["port"])) for port in obj.get("ports") or []),
             )
+        if key in self._vouched:  # a vouch lasts while the pod is starting: then the kubelet decides
+            self._vouched[key] &= {address for piece in slices.values() for address in piece.starting}
         self._fire(
             [
                 t

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.interfaces import Endpoint, Endpoints, Target, Waker
 from kubeserve_activator.metrics import DEADLINE, HELD_LIMIT, WAKE_FAILED, ActivatorMetrics
+from kubeserve_activator.probing import ReadinessProber
 
 
 class Unavailable(Exception):
@@ -36,12 +37,18 @@ class Holder:
     """Gives each request an endpoint of its target, holding it while the target has none."""
 
     def __init__(
-        self, config: ActivatorConfig, endpoints: Endpoints, waker: Waker, metrics: ActivatorMetrics
+        self,
+        config: ActivatorConfig,
+        endpoints: Endpoints,
+        waker: Waker,
+        metrics: ActivatorMetrics,
+        prober: ReadinessProber,
     ) -> None:
         self._config = config
         self._endpoints = endpoints
         self._waker = waker
         self._metrics = metrics
+        self._prober = prober
         self._wakeups: dict[Target, _Wakeup] = {}
         self._held: Counter[Target] = Counter()
         self._turns: Counter[Target] = Counter()
@@ -115,11 +122,15 @@ class Holder:
 
     async def _cold_start(self, target: Target) -> None:
         await self._waker.wake(target)
-        while True:
-            change = self._endpoints.changed(target)  # before the check, so no change slips between
-            if self._endpoints.ready(target):
-                return
-            await change
+        probing = asyncio.create_task(self._prober.vouch_when_ready(target))
+        try:
+            while True:
+                change = self._endpoints.changed(target)  # before the check, so no change slips between
+                if self._endpoints.ready(target):
+                    return
+                await change
+        finally:
+            probing.cancel()
 
     def _forget(self, target: Target, wakeup: _Wakeup) -> None:
         if self._wakeups.get(target) is wakeup:

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # A Ready pod's address: (IP, port).
 Endpoint = tuple[str, int]
+
+
+class Probe(NamedTuple):
+    """A starting pod: where requests would go once it is ready, and where to ask whether it is."""
+
+    endpoint: Endpoint
+    port: int
+    path: str
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,13 @@ class Endpoints(Protocol):
 
     def changed(self, target: Target) -> Awaitable[object]:
         """Completes at the first change of the target's endpoints after this call."""
+
+    def starting(self, target: Target) -> list[Probe]:
+        """The target's pods that are up but not Ready yet, and how to ask them; empty when none is, or
+        when their readiness cannot be asked directly."""
+
+    def vouch(self, target: Target, endpoint: Endpoint) -> None:
+        """Count a starting pod as Ready (its own readiness check said so) until the cluster says more."""
 
 
 class Waker(Protocol):

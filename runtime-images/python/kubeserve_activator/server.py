@@ -14,6 +14,7 @@ from kubeserve_activator.forwarding import Forwarder
 from kubeserve_activator.holding import Holder
 from kubeserve_activator.interfaces import Endpoints, Targets, Waker
 from kubeserve_activator.metrics import ActivatorMetrics
+from kubeserve_activator.probing import ReadinessProber
 
 
 @dataclass
@@ -56,7 +57,7 @@ async def start(
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
     activity = RequestActivity()
-    holder = Holder(config, endpoints, waker, metrics)
+    holder = Holder(config, endpoints, waker, metrics, ReadinessProber(endpoints, session))
     forwarder = Forwarder(config, targets, holder, metrics, session, activity)
     proxy_app = web.Application()
     proxy_app.router.add_route("*", "/{path:.*}", forwarder.handle)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable
 
-from kubeserve_activator.interfaces import Endpoint, Target
+from kubeserve_activator.interfaces import Endpoint, Probe, Target
 
 
 class ServiceTable:
@@ -33,6 +33,7 @@ class EndpointTable:
 
     def __init__(self) -> None:
         self._ready: dict[Target, list[Endpoint]] = {}
+        self._starting: dict[Target, list[Probe]] = {}
         self._changes: dict[Target, asyncio.Future[None]] = {}
 
     def set(self, target: Target, ready: list[Endpoint]) -> None:
@@ -40,8 +41,18 @@ class EndpointTable:
         if (change := self._changes.pop(target, None)) and not change.done():
             change.set_result(None)
 
+    def set_starting(self, target: Target, probes: list[Probe]) -> None:
+        self._starting[target] = list(probes)
+
     def ready(self, target: Target) -> list[Endpoint]:
         return self._ready.get(target, [])
+
+    def starting(self, target: Target) -> list[Probe]:
+        ready = self.ready(target)
+        return [probe for probe in self._starting.get(target, []) if probe.endpoint not in ready]
+
+    def vouch(self, target: Target, endpoint: Endpoint) -> None:
+        self.set(target, [*self.ready(target), endpoint])
 
     def changed(self, target: Target) -> Awaitable[object]:
         """A future, not a coroutine: one that is never awaited is no error. Shielded, so a cancelled
