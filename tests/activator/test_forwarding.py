@@ -14,14 +14,15 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from kubeserve.devcluster.ports import free_port
+from kubeserve_activator import server
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.forwarding import end_to_end
 from kubeserve_activator.holding import Holder
 from kubeserve_activator.hosts import service_of_host
 from kubeserve_activator.metrics import ActivatorMetrics
 from kubeserve_activator.probing import ReadinessProber
-from kubeserve_activator.tables import EndpointTable
-from tests.activator.conftest import IRIS, ActivatorFactory, RecordingWaker, client, infer_body
+from kubeserve_activator.tables import EndpointTable, ServiceTable
+from tests.activator.conftest import IRIS, TEST_CONFIG, ActivatorFactory, RecordingWaker, client, infer_body
 from tests.server.conftest import Server, Trained
 
 ROWS = 200_000  # about 15 MiB of JSON up, 1.2 MiB down
@@ -102,6 +103,22 @@ async def test_health_and_metrics_answer_on_the_admin_port(activator: ActivatorF
         assert (await http.get(f"{admin}/healthz")).text == "ok"
         metrics = (await http.get(f"{admin}/metrics")).text
         assert "kubeserve_activator_wake_to_first_forward_seconds_bucket" in metrics
+
+
+async def test_readyz_says_503_until_the_first_lists_are_in(
+    services: ServiceTable, endpoints: EndpointTable
+) -> None:
+    listed = False
+    running = await server.start(TEST_CONFIG, services, endpoints, RecordingWaker(), lambda: listed)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.admin_port}", timeout=5) as admin:
+            waiting = await admin.get("/readyz")
+            assert waiting.status_code == 503 and "first lists" in waiting.text
+            assert (await admin.get("/healthz")).status_code == 200, "alive all the same"
+            listed = True
+            assert (await admin.get("/readyz")).status_code == 200
+    finally:
+        await running.close()
 
 
 def test_hop_by_hop_headers_and_those_connection_names_are_not_forwarded() -> None:

@@ -86,13 +86,17 @@ def test_another_activator_namespace_is_refused_naming_the_value(helm: str) -> N
 
 
 def test_its_arguments_parse_with_the_activators_own_parser(helm: str) -> None:
-    objects = render(helm, *ON, "--set", "activator.holdSeconds=7")
+    objects = render(
+        helm, *ON, "--set", "activator.holdSeconds=7", "--set", "activator.scrapeIntervalSeconds=4"
+    )
     args = container(objects)["args"]
     config, _ = parse_args(args)
     assert (config.port, config.admin_port, config.hold_seconds) == (8080, 9090, 7)
-    probes = [container(objects)[probe]["httpGet"] for probe in ("livenessProbe", "readinessProbe")]
+    assert config.scrape_interval_seconds == 4
+    probes = {probe: container(objects)[probe]["httpGet"] for probe in ("livenessProbe", "readinessProbe")}
     ports = {port["name"]: port["containerPort"] for port in container(objects)["ports"]}
-    assert all(ports[probe["port"]] == config.admin_port and probe["path"] == "/healthz" for probe in probes)
+    assert {ports[probe["port"]] for probe in probes.values()} == {config.admin_port}
+    assert (probes["livenessProbe"]["path"], probes["readinessProbe"]["path"]) == ("/healthz", "/readyz")
 
 
 def test_its_pod_is_locked_down_with_resources_as_values(installed: list[dict[str, Any]]) -> None:
@@ -122,6 +126,7 @@ def test_its_image_sits_beside_the_operators_and_is_the_one_the_dev_cluster_buil
     ("option", "complaint"),
     [
         ("activator.holdSeconds=0", "/activator/holdSeconds"),
+        ("activator.scrapeIntervalSeconds=0", "/activator/scrapeIntervalSeconds"),
         ("activator.replicas=0", "/activator/replicas"),
         ("activator.image.pullPolicy=Sometimes", "/activator/image/pullPolicy"),
         ("activator.holdSecs=5", "holdSecs"),

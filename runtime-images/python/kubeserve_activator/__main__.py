@@ -41,7 +41,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
     parser = argparse.ArgumentParser(prog="kubeserve_activator", description=__doc__)
     parser.add_argument("--host", default=defaults.host)
     parser.add_argument("--port", type=int, default=defaults.port, help="proxied traffic")
-    parser.add_argument("--admin-port", type=int, default=defaults.admin_port, help="/healthz, /metrics")
+    parser.add_argument(
+        "--admin-port", type=int, default=defaults.admin_port, help="/healthz, /readyz, /metrics"
+    )
     parser.add_argument(
         "--hold-seconds", type=float, default=defaults.hold_seconds, help="deadline of a held request"
     )
@@ -93,7 +95,13 @@ async def run(config: ActivatorConfig, args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
         async with following(api, args.namespaces) as side:
-            running = await start(config, side.targets, side.endpoints, side.waker)
+            running = await start(
+                config,
+                side.targets,
+                side.endpoints,
+                side.waker,
+                lambda: all(follower.listed.is_set() for follower in side.followers),
+            )
             log.info(
                 "activator listening on %s:%d, admin on %d", config.host, running.port, running.admin_port
             )

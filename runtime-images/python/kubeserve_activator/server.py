@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -46,8 +47,14 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 
 async def start(
-    config: ActivatorConfig, targets: Targets, endpoints: Endpoints, waker: Waker
+    config: ActivatorConfig,
+    targets: Targets,
+    endpoints: Endpoints,
+    waker: Waker,
+    synced: Callable[[], bool] = lambda: True,
 ) -> RunningActivator:
+    """`synced` says whether the cluster's first lists are in: `/readyz` answers 503 until then, since
+    every Host is unknown (404) before them."""
     metrics = ActivatorMetrics()
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0),
@@ -63,6 +70,7 @@ async def start(
     proxy_app.router.add_route("*", "/{path:.*}", forwarder.handle)
     admin_app = web.Application()
     admin_app.router.add_get("/healthz", _healthz)
+    admin_app.router.add_get("/readyz", functools.partial(_readyz, synced))
     admin_app.router.add_get("/metrics", functools.partial(_metrics, metrics))
     # A client that hangs up cancels its handler: a held request stops waiting at once. Bodies pass
     # as sent: a gzip body stays gzip, for the model server to decode.
@@ -76,6 +84,12 @@ async def start(
 
 async def _healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+async def _readyz(synced: Callable[[], bool], _: web.Request) -> web.Response:
+    if synced():
+        return web.Response(text="ok")
+    return web.Response(status=503, text="the first lists of Services and EndpointSlices are not in yet")
 
 
 async def _metrics(metrics: ActivatorMetrics, _: web.Request) -> web.Response:
