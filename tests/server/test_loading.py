@@ -216,3 +216,11 @@ def test_with_model_init_mode_async_the_server_waits_for_its_model_directory_not
         assert (
             response.json()["predictions"] == sklearn_iris.model.predict(sklearn_iris.features[:2]).tolist()
         )
+
+
+def test_a_server_without_a_payload_sink_does_not_import_its_http_client() -> None:
+    """Every import is paid by each cold start before the model loads; httpx (a tenth of a second or
+    more) serves only payload logging."""
+    probe = "import sys, kubeserve_server.server; print('httpx' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", result.stdout + result.stderr

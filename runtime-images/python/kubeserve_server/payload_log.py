@@ -14,9 +14,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import httpx
 from prometheus_client import Counter
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,10 @@ class PayloadLogger:
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        # Imported here: httpx costs a tenth of a second or more of every server's start (a cold start
+        # waits for it), and most servers log no payloads.
+        import httpx
+
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
                 event = await self._queue.get()
@@ -84,6 +91,8 @@ class PayloadLogger:
                     self._queue.task_done()
 
     async def _post(self, client: httpx.AsyncClient, event: _Event) -> None:
+        import httpx  # already loaded by `_run`
+
         headers = {
             "ce-specversion": "1.0",
             "ce-id": event.id,
