@@ -27,7 +27,7 @@ __all__ = ["iris_features", "sklearn_iris"]  # fixtures reused from the model se
 
 IRIS = Target("models", "iris")
 OTHER = Target("models", "other")
-TEST_CONFIG = ActivatorConfig(host="127.0.0.1", port=0, admin_port=0, hold_seconds=20)
+TEST_CONFIG = ActivatorConfig(host="127.0.0.1", port=0, grpc_port=0, admin_port=0, hold_seconds=20)
 
 
 class RecordingWaker:

@@ -85,6 +85,10 @@ def test_another_activator_namespace_is_refused_naming_the_value(helm: str) -> N
     assert one(same, "Service", "kubeserve-activator")
 
 
+def ports_of(objects: list[dict[str, Any]]) -> dict[str, int]:
+    return {port["name"]: port["containerPort"] for port in container(objects)["ports"]}
+
+
 def test_its_arguments_parse_with_the_activators_own_parser(helm: str) -> None:
     objects = render(
         helm, *ON, "--set", "activator.holdSeconds=7", "--set", "activator.scrapeIntervalSeconds=4"
@@ -93,9 +97,12 @@ def test_its_arguments_parse_with_the_activators_own_parser(helm: str) -> None:
     config, _ = parse_args(args)
     assert (config.port, config.admin_port, config.hold_seconds) == (8080, 9090, 7)
     assert config.scrape_interval_seconds == 4
+    service = one(objects, "Service", "kubeserve-activator")
+    targets = {port["name"]: port["targetPort"] for port in service["spec"]["ports"]}
+    assert (targets["http"], targets["grpc"]) == ("http", "grpc"), "the names the operator routes by"
+    assert (ports_of(objects)["http"], ports_of(objects)["grpc"]) == (config.port, config.grpc_port)
     probes = {probe: container(objects)[probe]["httpGet"] for probe in ("livenessProbe", "readinessProbe")}
-    ports = {port["name"]: port["containerPort"] for port in container(objects)["ports"]}
-    assert {ports[probe["port"]] for probe in probes.values()} == {config.admin_port}
+    assert {ports_of(objects)[probe["port"]] for probe in probes.values()} == {config.admin_port}
     assert (probes["livenessProbe"]["path"], probes["readinessProbe"]["path"]) == ("/healthz", "/readyz")
 
 

@@ -56,6 +56,13 @@ POD_PORTS = [
 """The sklearn runtime's container ports, named as the Service's ports (http is the Service's port 80)."""
 
 
+ACTIVATOR_WITH_GRPC = endpoint_slice(
+    "kubeserve-activator",
+    [{"name": "http", "port": 8012, "protocol": "TCP"}, {"name": "grpc", "port": 8013, "protocol": "TCP"}],
+    ("10.240.7.7", True),
+)
+
+
 def planned(config: OperatorConfig = ON, **overrides: Any) -> Plan:
     return plan_service(service(IDLE), inputs(config=config, **overrides))
 
@@ -111,6 +118,16 @@ def test_idle_component_routes_its_selectorless_service_to_the_activator() -> No
     assert "replicas" not in objects[("Deployment", "iris-predictor")]["spec"], "the activator wakes it"
     assert objects[("HorizontalPodAutoscaler", "iris-predictor")]["spec"]["minReplicas"] == 1
     assert plan.components["predictor"].unsupported == ()
+
+
+def test_a_grpc_port_goes_to_the_activators_grpc_port_when_it_has_one() -> None:
+    routing = by_kind_and_name(planned(activator_slices=[ACTIVATOR_WITH_GRPC]))[
+        ("EndpointSlice", "iris-predictor-routing")
+    ]
+    assert routing["ports"] == [
+        {"name": "http", "port": 8012, "protocol": "TCP"},
+        {"name": "h2c", "port": 8013, "protocol": "TCP"},
+    ]
 
 
 def test_the_service_names_both_tracks_of_a_canary_for_the_activator_to_wake() -> None:

@@ -23,9 +23,10 @@ The Deployment's replicas are not planned (the activator wakes it, and nothing
 must apply it back to 0 or 1). The Service names every Deployment of the
 component (a canary makes two), the idle window after which the activator,
 which reads the pods' request counters, scales them to zero, and the pods'
-readiness probe, which the activator asks itself while a woken pod starts. This is the contract with the activator
-(`runtime-images/python/kubeserve_activator`), and holds only while the
-operator's configuration sets `scaleToZero.enabled`.
+readiness probe, which the activator asks itself while a woken pod starts.
+A gRPC port goes to the activator's own gRPC port. This is the contract with
+the activator (`runtime-images/python/kubeserve_activator`), and holds only
+while the operator's configuration sets `scaleToZero.enabled`.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ MANAGER = "serving.kubeserve.io"
 MIRRORING = "endpointslicemirroring-controller.k8s.io"
 """Manager of the slices Kubernetes mirrors from a selector-less Service's Endpoints object."""
 ACTIVATOR_PORT = "http"
-"""The activator Service's port every routed port goes to while the component is at zero."""
+"""The activator Service's port every routed port goes to while the component is at zero..."""
+ACTIVATOR_GRPC_PORT = "grpc"
+"""...but a gRPC port (named `h2c` or `grpc...`, KServe's names), which goes to this one when the
+activator's Service has it: the activator holds HTTP/2 connections there."""
 
 Body = Mapping[str, Any]
 Target = Literal["pods", "activator", "nowhere"]
@@ -125,20 +129,32 @@ def _port_pairs(piece: Body) -> set[tuple[str, int]]:
     return {(p.get("name") or "", p.get("port", 0)) for p in piece.get("ports") or []}
 
 
+def is_grpc_port(name: str) -> bool:
+    return name == "h2c" or name.startswith("grpc")
+
+
 def _activator_route(
     slices: Sequence[Body], service_ports: list[dict[str, Any]]
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """The activator's Ready addresses behind one `http` port number, and every Service port mapped to it."""
-    by_port: dict[int, list[Body]] = {}
+    """The activator's Ready addresses behind one pair of port numbers (`http`, and `grpc` if it has
+    one), and every Service port mapped to one of them."""
+    by_ports: dict[tuple[int, int | None], list[Body]] = {}
     for piece in sorted(slices, key=lambda s: str(s["metadata"]["name"])):
-        named = [p.get("port") for p in piece.get("ports") or [] if p.get("name") == ACTIVATOR_PORT]
-        port = named[0] if named else None
-        if isinstance(port, int):
-            by_port.setdefault(port, []).append(piece)
-    for port, pieces in by_port.items():
+        named = {p.get("name"): p.get("port") for p in piece.get("ports") or []}
+        http, grpc = named.get(ACTIVATOR_PORT), named.get(ACTIVATOR_GRPC_PORT)
+        if isinstance(http, int):
+            by_ports.setdefault((http, grpc if isinstance(grpc, int) else None), []).append(piece)
+    for (http, grpc), pieces in by_ports.items():
         addresses = _ready_addresses(pieces)
         if addresses:
-            ports = [{"name": p["name"], "port": port, "protocol": "TCP"} for p in service_ports]
+            ports = [
+                {
+                    "name": p["name"],
+                    "port": grpc if grpc and is_grpc_port(p["name"]) else http,
+                    "protocol": "TCP",
+                }
+                for p in service_ports
+            ]
             return addresses, ports
     return [], []
 

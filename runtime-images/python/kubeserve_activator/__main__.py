@@ -40,7 +40,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
     defaults = ActivatorConfig()
     parser = argparse.ArgumentParser(prog="kubeserve_activator", description=__doc__)
     parser.add_argument("--host", default=defaults.host)
-    parser.add_argument("--port", type=int, default=defaults.port, help="proxied traffic")
+    parser.add_argument("--port", type=int, default=defaults.port, help="proxied HTTP traffic")
+    parser.add_argument(
+        "--grpc-port", type=int, default=defaults.grpc_port, help="proxied gRPC (HTTP/2 cleartext) traffic"
+    )
     parser.add_argument(
         "--admin-port", type=int, default=defaults.admin_port, help="/healthz, /readyz, /metrics"
     )
@@ -76,6 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ActivatorConfig, argparse.Na
     config = ActivatorConfig(
         host=args.host,
         port=args.port,
+        grpc_port=args.grpc_port,
         admin_port=args.admin_port,
         hold_seconds=args.hold_seconds,
         retry_after_seconds=args.retry_after_seconds,
@@ -103,7 +107,11 @@ async def run(config: ActivatorConfig, args: argparse.Namespace) -> None:
                 lambda: all(follower.listed.is_set() for follower in side.followers),
             )
             log.info(
-                "activator listening on %s:%d, admin on %d", config.host, running.port, running.admin_port
+                "activator listening on %s:%d, gRPC on %d, admin on %d",
+                config.host,
+                running.port,
+                running.grpc_port,
+                running.admin_port,
             )
             try:
                 async with idle_scaling(config, side, running):

@@ -34,6 +34,11 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 HTTP_PORT_NAME = "http"
 
 
+def is_grpc_port(name: str) -> bool:
+    """KServe's names for a gRPC port, as the operator reads them when it routes one here."""
+    return name == "h2c" or name.startswith("grpc")
+
+
 @dataclass(frozen=True)
 class Route:
     """What the activator knows of a target Service: where its pods are listed, what to scale."""
@@ -45,6 +50,7 @@ class Route:
     inference_service: str | None = None
     idle_window: str | None = None  # the annotation as written; the idle scale-down checks it
     readiness: tuple[int, str] | None = None  # the pods' readiness probe: (container port, path)
+    grpc_port_name: str | None = None  # the Service port gRPC is for, if it has one
 
 
 def readiness_probe(annotation: str | None) -> tuple[int, str] | None:
@@ -147,6 +153,7 @@ class ClusterTargets:
             labels.get(INFERENCE_SERVICE_LABEL) or None,
             annotations.get(IDLE_WINDOW_ANNOTATION),
             readiness_probe(annotations.get(READINESS_ANNOTATION)),
+            next((name for name in names if is_grpc_port(name)), None),
         )
         self._routes[target] = route
         self._groups.setdefault(group_key(target, route), set()).add(target)
@@ -230,6 +237,15 @@ class ClusterEndpoints:
                 found.extend((address, port) for address in piece.ready)
                 found.extend((address, port) for address in piece.starting if address in vouched)
         return found
+
+    def grpc_port(self, target: Target) -> int | None:
+        route = self._targets.route(target)
+        if route is None or route.grpc_port_name is None:
+            return None
+        for piece in self._slices.get((target.namespace, route.pods_service), {}).values():
+            if (port := dict(piece.ports).get(route.grpc_port_name)) is not None:
+                return port
+        return None
 
     def starting(self, target: Target) -> list[Probe]:
         route = self._targets.route(target)

@@ -10,6 +10,8 @@ class ActivatorConfig:
     host: str = "0.0.0.0"
     # Proxied traffic; the Services of scaled-to-zero models point here while they have no Ready pod.
     port: int = 8080
+    # Proxied gRPC (HTTP/2 without TLS): the operator routes a service's gRPC port here.
+    grpc_port: int = 8081
     # /healthz and /metrics, apart from proxied traffic so no Host header can reach them.
     admin_port: int = 9090
     # How long a request may wait for a Ready pod before it gets 503.

@@ -13,7 +13,7 @@ from yarl import URL
 from kubeserve_activator.activity import RequestActivity
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.holding import Holder, Unavailable
-from kubeserve_activator.hosts import address_of_host, service_of_host
+from kubeserve_activator.hosts import target_of_host
 from kubeserve_activator.interfaces import Target, Targets
 from kubeserve_activator.metrics import ActivatorMetrics
 
@@ -74,10 +74,7 @@ class Forwarder:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = request.headers.get("Host", "")
-        service = service_of_host(host, self._config.cluster_domain)
-        target = (
-            self._targets.find(*service) if service else self._targets.find_address(address_of_host(host))
-        )
+        target = target_of_host(self._targets, host, self._config.cluster_domain)
         if target is None:
             return json_error(
                 404,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kubeserve_activator.interfaces import Target, Targets
+
 
 def service_of_host(host: str, cluster_domain: str = "cluster.local") -> tuple[str, str] | None:
     """(namespace, name) for `<svc>.<ns>`, `<svc>.<ns>.svc` or `<svc>.<ns>.svc.<cluster domain>`,
@@ -24,3 +26,9 @@ def address_of_host(host: str) -> str:
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def target_of_host(targets: Targets, host: str, cluster_domain: str) -> Target | None:
+    """The served service a Host header (or an HTTP/2 :authority) names, by DNS name or ClusterIP."""
+    service = service_of_host(host, cluster_domain)
+    return targets.find(*service) if service else targets.find_address(address_of_host(host))

@@ -45,6 +45,9 @@ class Endpoints(Protocol):
     def changed(self, target: Target) -> Awaitable[object]:
         """Completes at the first change of the target's endpoints after this call."""
 
+    def grpc_port(self, target: Target) -> int | None:
+        """The pods' gRPC container port, when the service has a gRPC port."""
+
     def starting(self, target: Target) -> list[Probe]:
         """The target's pods that are up but not Ready yet, and how to ask them; empty when none is, or
         when their readiness cannot be asked directly."""

@@ -1,7 +1,9 @@
-"""Starting the activator: the proxy on one port, /healthz and /metrics on another."""
+"""Starting the activator: the HTTP proxy on one port, the gRPC one on another, /healthz, /readyz and
+/metrics on a third."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from aiohttp import web
 from kubeserve_activator.activity import RequestActivity
 from kubeserve_activator.config import ActivatorConfig
 from kubeserve_activator.forwarding import Forwarder
+from kubeserve_activator.h2c import GrpcForwarder
 from kubeserve_activator.holding import Holder
 from kubeserve_activator.interfaces import Endpoints, Targets, Waker
 from kubeserve_activator.metrics import ActivatorMetrics
@@ -21,6 +24,7 @@ from kubeserve_activator.probing import ReadinessProber
 @dataclass
 class RunningActivator:
     proxy: web.AppRunner
+    grpc: asyncio.Server
     admin: web.AppRunner
     session: aiohttp.ClientSession
     metrics: ActivatorMetrics
@@ -31,10 +35,16 @@ class RunningActivator:
         return _bound_port(self.proxy)
 
     @property
+    def grpc_port(self) -> int:
+        port: int = self.grpc.sockets[0].getsockname()[1]
+        return port
+
+    @property
     def admin_port(self) -> int:
         return _bound_port(self.admin)
 
     async def close(self) -> None:
+        self.grpc.close()
         await self.proxy.cleanup()
         await self.admin.cleanup()
         await self.session.close()
@@ -66,6 +76,7 @@ async def start(
     activity = RequestActivity()
     holder = Holder(config, endpoints, waker, metrics, ReadinessProber(endpoints, session))
     forwarder = Forwarder(config, targets, holder, metrics, session, activity)
+    grpc_forwarder = GrpcForwarder(config, targets, endpoints, holder, metrics, activity)
     proxy_app = web.Application()
     proxy_app.router.add_route("*", "/{path:.*}", forwarder.handle)
     admin_app = web.Application()
@@ -79,7 +90,8 @@ async def start(
     for runner, port in ((proxy, config.port), (admin, config.admin_port)):
         await runner.setup()
         await web.TCPSite(runner, config.host, port).start()
-    return RunningActivator(proxy, admin, session, metrics, activity)
+    grpc = await asyncio.start_server(grpc_forwarder.handle, config.host, config.grpc_port)
+    return RunningActivator(proxy, grpc, admin, session, metrics, activity)
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -34,6 +34,7 @@ class EndpointTable:
     def __init__(self) -> None:
         self._ready: dict[Target, list[Endpoint]] = {}
         self._starting: dict[Target, list[Probe]] = {}
+        self.grpc_ports: dict[Target, int] = {}
         self._changes: dict[Target, asyncio.Future[None]] = {}
 
     def set(self, target: Target, ready: list[Endpoint]) -> None:
@@ -46,6 +47,9 @@ class EndpointTable:
 
     def ready(self, target: Target) -> list[Endpoint]:
         return self._ready.get(target, [])
+
+    def grpc_port(self, target: Target) -> int | None:
+        return self.grpc_ports.get(target)
 
     def starting(self, target: Target) -> list[Probe]:
         ready = self.ready(target)
