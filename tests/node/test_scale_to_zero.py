@@ -1,6 +1,7 @@
 """Scale to zero on the real node, as a user turns it on: the chart's activator (its image built here)
 and `config.scaleToZero.enabled`, an iris InferenceService with minReplicas 0 taken to zero, and
-requests through its ClusterIP while no pod runs: held, one wake for all, every answer right. A service
+requests through its ClusterIP while no pod runs: held, one wake for all, every answer right (a gRPC call
+too). A service
 whose pod never turns Ready answers 503 with Retry-After at the activator's deadline. An idle service
 goes back to zero within its window plus 30 s.
 
@@ -14,10 +15,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
+import numpy as np
 import pytest
 from kubernetes import client as k8s
 
 from kubeserve.devcluster.cluster import ClusterState
+from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
 from tests.cluster.isvc import Isvcs
 from tests.node.cold_start import (
     activator_ip,
@@ -30,12 +34,16 @@ from tests.node.cold_start import (
 )
 from tests.node.workloads import Models, served
 from tests.polling import eventually
+from tests.server.conftest import GrpcClient
+from tests.server.test_grpc_v2 import infer_request
 
 HOLD_SECONDS = 25
 """The activator's deadline here (`activator.holdSeconds`): a cold start on this node takes seconds."""
 WINDOW_SECONDS = 20
 """The iris service's idle window (its `serving.kubeserve.io/scale-to-zero-window` annotation)."""
 CONCURRENT = 20
+GRPC_PORT = 8081
+"""The Service's port for the runtime's `h2c` container port (the Service keeps its number)."""
 IRIS, BROKEN = "iris", "broken"
 
 
@@ -112,6 +120,21 @@ def test_concurrent_cold_requests_share_one_wake_and_all_get_the_right_answer(
         f"{CONCURRENT} cold requests: first answer {min(a.seconds for a in answers):.2f} s, last "
         f"{max(a.seconds for a in answers):.2f} s"
     )
+
+
+def test_a_cold_grpc_call_through_the_cluster_ip_is_held_and_answered(
+    node_kube: k8s.ApiClient, isvcs: Isvcs, activator: str, models: Models
+) -> None:
+    """The Service's gRPC port goes to the activator's while at zero; its channel names the ClusterIP."""
+    address = at_zero(node_kube, isvcs, IRIS, activator)
+    started = time.monotonic()
+    with grpc.insecure_channel(f"{address}:{GRPC_PORT}") as channel:
+        response = GrpcClient(channel).call(
+            "ModelInfer", infer_request(np.array(models.inputs)), pb.ModelInferResponse, timeout=HOLD_SECONDS
+        )
+    assert list(response.outputs[0].contents.int64_contents) == models.sklearn_expected
+    assert ready_replicas(node_kube, isvcs.namespace, IRIS) == (1, 1)
+    print(f"cold gRPC call answered in {time.monotonic() - started:.2f} s")
 
 
 def test_a_held_request_gets_503_with_retry_after_at_the_deadline(
