@@ -1,11 +1,15 @@
-"""The `keda` autoscaler class on the real control plane, with and without KEDA's real ScaledObject CRD.
+"""The `keda` autoscaler class on the real control plane: without KEDA, with KEDA's CRDs only, and with
+KEDA itself.
 
-Without the CRD, a service of the keda class gets Ready=False with the reason
-KedaNotInstalled. With it (KEDA's own CRD, vendored in tests/cluster/keda/ from
-KEDA's Go module, so the API server validates the ScaledObject by KEDA's
-schema), the operator, told by its CRD watch, creates the ScaledObject, owns
-it and prunes it when the class changes. KEDA itself does not run here: the
-Deployment keeps the count it was created with, and the service is Ready.
+Without the CRDs, a service of the keda class gets Ready=False with the reason
+KedaNotInstalled. With them (KEDA's own CRDs, copied from KEDA's Go module at
+the pinned version by `kubeserve dev build`, so the API server validates the
+ScaledObject by KEDA's schema), the operator, told by its CRD watch, creates
+the ScaledObject and owns it. With KEDA's operator running too (built from the
+same module, run as a host process by `keda_run`), KEDA reconciles that
+ScaledObject: its HPA carries the bounds Kubeserve asked for, and KEDA's own
+verdict (Ready, or the reason it refuses a trigger) becomes the service's
+AutoscalerReady condition.
 """
 
 from __future__ import annotations
@@ -17,15 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from kubeserve.devcluster import build
 from tests.cluster.isvc import Isvcs
+from tests.cluster.keda_run import KedaOperator
 from tests.polling import eventually
 
 NAME = "keda-iris"
-CRD_FILE = Path(__file__).resolve().parent / "keda" / "keda.sh_scaledobjects.yaml"
-CRD_NAME = "scaledobjects.keda.sh"
+SCALED_OBJECT = f"{NAME}-predictor"
 KEDA_CLASS = {"serving.kserve.io/autoscalerClass": "keda"}
 PROMETHEUS = {
     "type": "External",
@@ -65,47 +71,90 @@ def _service(annotations: dict[str, str]) -> dict[str, Any]:
     )
 
 
-def _crd_established(kube: k8s.ApiClient) -> bool:
-    try:
-        crd = k8s.ApiextensionsV1Api(kube).read_custom_resource_definition(CRD_NAME)
-    except ApiException as error:
-        if error.status == 404:
-            return False
-        raise
-    return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+def _crd_names() -> list[str]:
+    documents = yaml.safe_load_all(build.keda_crds_file().read_text())
+    return [d["metadata"]["name"] for d in documents if d]
 
 
-def _crd_gone(kube: k8s.ApiClient) -> bool:
-    try:
-        k8s.ApiextensionsV1Api(kube).read_custom_resource_definition(CRD_NAME)
-    except ApiException as error:
-        if error.status == 404:
-            return True
-        raise
-    return False
+def _crds_established(kube: k8s.ApiClient) -> bool:
+    wanted = set(_crd_names())
+    crds = k8s.ApiextensionsV1Api(kube).list_custom_resource_definition().items
+    return wanted <= {
+        c.metadata.name
+        for c in crds
+        if any(cond.type == "Established" and cond.status == "True" for cond in c.status.conditions or [])
+    }
+
+
+def _crds_gone(kube: k8s.ApiClient) -> bool:
+    crds = k8s.ApiextensionsV1Api(kube).list_custom_resource_definition().items
+    return not set(_crd_names()) & {c.metadata.name for c in crds}
 
 
 @pytest.fixture
-def keda_crd(kubeconfig: str, kube: k8s.ApiClient) -> Iterator[None]:
-    """KEDA's ScaledObject CRD for one test; removed (and gone) afterwards."""
+def keda_crds(kubeconfig: str, kube: k8s.ApiClient) -> Iterator[None]:
+    """KEDA's CRDs (all of them: its operator watches each) for one test; removed (and gone) afterwards."""
     kubectl = ["kubectl", "--kubeconfig", kubeconfig]
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD_FILE)], check=True, capture_output=True)
-    eventually(lambda: _crd_established(kube), 60, f"{CRD_NAME} Established")
+    crds = str(build.keda_crds_file())
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", crds], check=True, capture_output=True)
+    eventually(lambda: _crds_established(kube), 60, "KEDA's CRDs Established")
     yield
-    subprocess.run([*kubectl, "delete", "--wait=false", "-f", str(CRD_FILE)], check=True, capture_output=True)
-    eventually(lambda: _crd_gone(kube), 60, f"{CRD_NAME} deleted")
+    subprocess.run([*kubectl, "delete", "--wait=false", "-f", crds], check=True, capture_output=True)
+    eventually(lambda: _crds_gone(kube), 60, "KEDA's CRDs deleted")
+
+
+def _scaled_objects_left(kube: k8s.ApiClient) -> list[str]:
+    found = k8s.CustomObjectsApi(kube).list_cluster_custom_object("keda.sh", "v1alpha1", "scaledobjects")
+    return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in found["items"]]
+
+
+@pytest.fixture
+def keda(keda_crds: None, kubeconfig: str, kube: k8s.ApiClient, tmp_path: Path) -> Iterator[KedaOperator]:
+    """KEDA's operator, reconciling every namespace, for one test; stopped by its PID afterwards.
+
+    KEDA puts a finalizer on each ScaledObject, which only KEDA removes: a test lists this fixture before
+    `namespace`, so that its namespace is deleted first, while KEDA still runs to let its ScaledObjects
+    (and then its CRDs) go."""
+    operator = KedaOperator(kubeconfig, tmp_path)
+    operator.start()
+    try:
+        yield operator
+        eventually(lambda: not _scaled_objects_left(kube), 60, "KEDA to finalize the ScaledObjects left")
+    finally:
+        operator.stop()
 
 
 def _scaled_object(kube: k8s.ApiClient, namespace: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = k8s.CustomObjectsApi(kube).get_namespaced_custom_object(
-            "keda.sh", "v1alpha1", namespace, "scaledobjects", f"{NAME}-predictor"
+            "keda.sh", "v1alpha1", namespace, "scaledobjects", SCALED_OBJECT
         )
     except ApiException as error:
         if error.status == 404:
             return None
         raise
     return found
+
+
+def _kedas_verdict(kube: k8s.ApiClient, namespace: str) -> dict[str, Any] | None:
+    """The Ready condition KEDA wrote on the ScaledObject, once it has written one."""
+    scaled = _scaled_object(kube, namespace) or {}
+    conditions = scaled.get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Ready" and c["status"] in ("True", "False")), None)
+
+
+def _hpa_names(kube: k8s.ApiClient, namespace: str) -> set[str]:
+    hpas = k8s.AutoscalingV2Api(kube).list_namespaced_horizontal_pod_autoscaler(namespace).items
+    return {h.metadata.name for h in hpas}
+
+
+def _warnings_on_the_service(kube: k8s.ApiClient, namespace: str, reason: str) -> list[k8s.CoreV1Event]:
+    """The operator's Warning Events on the InferenceService (KEDA's own go on the ScaledObject)."""
+    return [
+        e
+        for e in k8s.CoreV1Api(kube).list_namespaced_event(namespace).items
+        if e.reason == reason and e.type == "Warning" and e.involved_object.kind == "InferenceService"
+    ]
 
 
 def test_without_kedas_crd_the_keda_class_says_keda_is_not_installed(
@@ -119,9 +168,9 @@ def test_without_kedas_crd_the_keda_class_says_keda_is_not_installed(
     assert predictor is not None and predictor["reason"] == "KedaNotInstalled", predictor
 
 
-@pytest.mark.cluster_wide("creates and deletes KEDA's ScaledObject CRD")
-def test_with_kedas_crd_the_scaled_object_is_created_owned_and_pruned(
-    keda_crd: None, kube: k8s.ApiClient, namespace: str, operator: Path
+@pytest.mark.cluster_wide("creates and deletes KEDA's CRDs, runs KEDA's operator for every namespace")
+def test_keda_reconciles_the_scaled_object_into_its_hpa_and_the_service_says_so(
+    keda: KedaOperator, kube: k8s.ApiClient, namespace: str, operator: Path
 ) -> None:
     isvcs = Isvcs(kube, namespace)
     isvcs.apply(_service(KEDA_CLASS))
@@ -129,11 +178,7 @@ def test_with_kedas_crd_the_scaled_object_is_created_owned_and_pruned(
     scaled = eventually(lambda: _scaled_object(kube, namespace), 30, "the ScaledObject")
     assert [o["uid"] for o in scaled["metadata"]["ownerReferences"]] == [service["metadata"]["uid"]]
     spec = scaled["spec"]  # as stored: what KEDA's schema kept of what the operator applied
-    assert spec["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": f"{NAME}-predictor",
-    }
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": SCALED_OBJECT}
     assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["pollingInterval"]) == (1, 4, 10)
     assert spec["fallback"] == {"failureThreshold": 3, "replicas": 2, "behavior": "static"}
     assert spec["triggers"] == [
@@ -143,18 +188,29 @@ def test_with_kedas_crd_the_scaled_object_is_created_owned_and_pruned(
             "metadata": {"serverAddress": "http://prometheus:9090", "query": "sum(up)", "threshold": "2"},
         },
     ]
-    deployment = k8s.AppsV1Api(kube).read_namespaced_deployment(f"{NAME}-predictor", namespace)
-    assert deployment.spec.replicas == 1, "created at the API server's default, then KEDA's to set"
-    assert not k8s.AutoscalingV2Api(kube).list_namespaced_horizontal_pod_autoscaler(namespace).items
 
-    isvcs.apply(_service({}))  # the hpa class: the ScaledObject goes, an HPA comes
-    eventually(lambda: _scaled_object(kube, namespace) is None, 30, "the ScaledObject pruned")
-    hpas = eventually(
-        lambda: k8s.AutoscalingV2Api(kube).list_namespaced_horizontal_pod_autoscaler(namespace).items,
-        30,
-        "the HPA",
+    autoscaler = isvcs.wait_condition(NAME, "AutoscalerReady", reason="ScaledObjectReady")
+    verdict = _kedas_verdict(kube, namespace)
+    assert verdict is not None and verdict["status"] == "True", f"KEDA wrote no Ready=True: {verdict}"
+    assert autoscaler["message"] == "", autoscaler
+    hpa = k8s.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler(
+        f"keda-hpa-{SCALED_OBJECT}", namespace
     )
-    assert [m.resource.name for m in hpas[0].spec.metrics] == ["cpu"]
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (1, 4), hpa.spec
+    assert hpa.spec.scale_target_ref.name == SCALED_OBJECT
+    assert [o.kind for o in hpa.metadata.owner_references] == ["ScaledObject"], "KEDA's, not Kubeserve's"
+    assert sorted(m.type for m in hpa.spec.metrics) == ["External", "Resource"], hpa.spec.metrics
+    assert _hpa_names(kube, namespace) == {f"keda-hpa-{SCALED_OBJECT}"}, "Kubeserve makes no HPA of its own"
+    deployment = k8s.AppsV1Api(kube).read_namespaced_deployment(SCALED_OBJECT, namespace)
+    assert deployment.spec.replicas == 1, "KEDA's HPA holds it at the minimum the operator asked for"
+
+    isvcs.apply(
+        _service({})
+    )  # the hpa class: the ScaledObject goes, KEDA's HPA with it, and Kubeserve's comes
+    eventually(lambda: _scaled_object(kube, namespace) is None, 30, "the ScaledObject pruned")
+    eventually(lambda: _hpa_names(kube, namespace) == {SCALED_OBJECT}, 60, "only Kubeserve's HPA")
+    hpa = k8s.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler(SCALED_OBJECT, namespace)
+    assert [m.resource.name for m in hpa.spec.metrics] == ["cpu"]
     fields = isvcs.wait_condition(NAME, "FieldsSupported", status="False", reason="UnsupportedField")
     assert "autoScaling.metrics[1] (prometheus query)" in fields["message"], fields
 
@@ -170,41 +226,44 @@ def test_a_threshold_keda_cannot_parse_is_refused_by_the_api_server(
     assert "autoScaling external target.value must be a plain number" in refused.value.body
 
 
-@pytest.mark.cluster_wide("creates and deletes KEDA's ScaledObject CRD")
-def test_a_trigger_keda_refuses_reaches_the_services_conditions(
-    keda_crd: None, kube: k8s.ApiClient, namespace: str, operator: Path
+@pytest.mark.cluster_wide("creates and deletes KEDA's CRDs")
+def test_with_kedas_crds_but_no_keda_running_the_autoscaler_is_pending_and_the_service_serves(
+    keda_crds: None, kube: k8s.ApiClient, namespace: str, operator: Path
 ) -> None:
-    """KEDA does not run here, so its verdict is written as KEDA writes it (the ScaledObject's status
-    subresource, condition Ready); the operator follows the ScaledObject and says KEDA's reason."""
     isvcs = Isvcs(kube, namespace)
     isvcs.apply(_service(KEDA_CLASS))
     isvcs.wait_ready(NAME)
     pending = isvcs.wait_condition(NAME, "AutoscalerReady", status="Unknown", reason="KedaPending")
-    assert f"{NAME}-predictor" in pending["message"], pending
+    assert SCALED_OBJECT in pending["message"], pending
     eventually(lambda: _scaled_object(kube, namespace), 30, "the ScaledObject")
-    message = "Triggers defined in ScaledObject are not correct"
-    refused = {"type": "Ready", "status": "False", "reason": "ScaledObjectCheckFailed", "message": message}
-    k8s.CustomObjectsApi(kube).patch_namespaced_custom_object_status(
-        "keda.sh",
-        "v1alpha1",
-        namespace,
-        "scaledobjects",
-        f"{NAME}-predictor",
-        {"status": {"conditions": [refused]}},
+    deployment = k8s.AppsV1Api(kube).read_namespaced_deployment(SCALED_OBJECT, namespace)
+    assert deployment.spec.replicas == 1, "created at the API server's default, then KEDA's to set"
+    assert not _hpa_names(kube, namespace)
+
+
+@pytest.mark.cluster_wide("creates and deletes KEDA's CRDs, runs KEDA's operator for every namespace")
+def test_a_trigger_keda_refuses_reaches_the_services_conditions(
+    keda: KedaOperator, kube: k8s.ApiClient, namespace: str, operator: Path
+) -> None:
+    """The schema takes any trigger names (KServe's does too); KEDA refuses two triggers of one name."""
+    body = _service(KEDA_CLASS)
+    for metric in body["spec"]["predictor"]["autoScaling"]["metrics"]:
+        metric["name"] = "load"
+    isvcs = Isvcs(kube, namespace)
+    isvcs.apply(body)
+    isvcs.wait_ready(NAME)
+    verdict = eventually(lambda: _kedas_verdict(kube, namespace), 60, "KEDA's verdict on the ScaledObject")
+    assert verdict["status"] == "False", f"KEDA took two triggers of one name: {verdict}"
+    assert '"load" is defined multiple times' in verdict["message"], verdict
+    condition = isvcs.wait_condition(NAME, "AutoscalerReady", status="False", reason=verdict["reason"])
+    assert condition["message"] == f"KEDA refuses ScaledObject {SCALED_OBJECT}: {verdict['message']}", (
+        condition
     )
-    condition = isvcs.wait_condition(
-        NAME, "AutoscalerReady", status="False", reason="ScaledObjectCheckFailed"
-    )
-    assert condition["message"] == f"KEDA refuses ScaledObject {NAME}-predictor: {message}", condition
     ready = isvcs.condition(NAME, "Ready")
     assert ready is not None and ready["status"] == "True", "the pods serve at their minimum meanwhile"
     events = eventually(
-        lambda: [
-            e
-            for e in k8s.CoreV1Api(kube).list_namespaced_event(namespace).items
-            if e.reason == "ScaledObjectCheckFailed" and e.type == "Warning"
-        ],
+        lambda: _warnings_on_the_service(kube, namespace, verdict["reason"]),
         30,
-        "a Warning Event",
+        "a Warning Event on the service",
     )
-    assert message in events[0].message
+    assert verdict["message"] in events[0].message

@@ -3,8 +3,10 @@
 Kubernetes and etcd cannot be `go install`ed directly: their go.mod files carry
 `replace` lines into their own source trees. A small generated wrapper module
 requires them instead, pinning every k8s.io staging module to the matching
-v0.X.Y. kwok, helm and CoreDNS have no such lines and install with a plain `go install`.
-Data files that ship inside Go modules (kwok's stages, Gateway API's CRDs) are
+v0.X.Y. KEDA's go.mod pins versions by `replace` lines, which `go install` refuses
+too: its wrapper carries the same lines. kwok, helm and CoreDNS have no such
+lines and install with a plain `go install`.
+Data files that ship inside Go modules (kwok's stages, Gateway API's and KEDA's CRDs) are
 copied out of the module cache next to the binaries. The real node's sandbox
 (pause) image is compiled and packed locally by `pause`.
 """
@@ -72,6 +74,10 @@ def kind_dir() -> Path:
     return cache_root() / f"kind-{versions.KIND}"
 
 
+def keda_dir() -> Path:
+    return cache_root() / f"keda-{versions.KEDA}"
+
+
 def coredns_dir() -> Path:
     """Named by the plugins too: a changed plugin list builds beside the old binary."""
     plugins = hashlib.sha256(" ".join(COREDNS_PLUGINS).encode()).hexdigest()[:8]
@@ -94,6 +100,10 @@ def gateway_api_crds_file() -> Path:
     return cache_root() / f"gateway-api-{versions.GATEWAY_API}" / "standard-crds.yaml"
 
 
+def keda_crds_file() -> Path:
+    return keda_dir() / "keda-crds.yaml"
+
+
 def binary_path(name: str) -> Path:
     """Where a built binary lives; it may not exist yet."""
     homes = {
@@ -102,6 +112,7 @@ def binary_path(name: str) -> Path:
         "helm": helm_dir(),
         "kind": kind_dir(),
         "coredns": coredns_dir(),
+        **{binary.name: keda_dir() for binary in versions.KEDA_BINARIES},
     }
     home = homes.get(name, kubernetes_dir())
     return home / "bin" / name
@@ -114,13 +125,14 @@ def all_binaries() -> list[GoBinary]:
         versions.KWOK_BINARY,
         versions.HELM_BINARY,
         versions.COREDNS_BINARY,
+        *versions.KEDA_BINARIES,
     ]
 
 
 def missing_artifacts() -> list[str]:
     """Names of whatever `ensure_built` would still have to make."""
     missing = [b.name for b in all_binaries() if not binary_path(b.name).is_file()]
-    data_files = (kwok_stages_file(), gateway_api_crds_file(), pause.archive_file())
+    data_files = (kwok_stages_file(), gateway_api_crds_file(), keda_crds_file(), pause.archive_file())
     missing += [p.name for p in data_files if not p.is_file()]
     return missing
 
@@ -154,6 +166,13 @@ def staging_replaces(kubernetes_go_mod: str, staging_version: str) -> list[str]:
     """One replace line per staging module that k8s.io/kubernetes points at its own tree."""
     modules = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", kubernetes_go_mod, re.M)
     return [f"\t{m} => {m} {staging_version}" for m in modules]
+
+
+def version_replaces(go_mod: str) -> list[str]:
+    """A go.mod's `replace` lines that pin another module version (not a local directory), as replace
+    block lines, so that a wrapper module resolves the same versions the module's own build does."""
+    pinned = re.findall(r"^\s*(?:replace\s+)?(\S+(?:\s+v\S+)?\s+=>\s+\S+\s+v\S+)\s*$", go_mod, re.M)
+    return [f"\t{line}" for line in pinned]
 
 
 def kubernetes_ldflags() -> list[str]:
@@ -202,6 +221,16 @@ def build_kubernetes() -> None:
 
 def build_etcd() -> None:
     _build_wrapped(etcd_dir(), versions.ETCD, (versions.ETCD_BINARY,), [], [])
+
+
+KEDA_MODULE = "github.com/kedacore/keda/v2"
+
+
+def build_keda() -> None:
+    """KEDA's operator and metrics adapter, stamped with their version as KEDA's Makefile does."""
+    go_mod = (module_dir(KEDA_MODULE, versions.KEDA) / "go.mod").read_text()
+    stamp = [f"-X {KEDA_MODULE}/version.Version={versions.KEDA.removeprefix('v')}"]
+    _build_wrapped(keda_dir(), versions.KEDA, versions.KEDA_BINARIES, version_replaces(go_mod), stamp)
 
 
 COREDNS_PLUGINS = ("bind", "ready", "health", "errors", "cache", "kubernetes")
@@ -275,6 +304,12 @@ def copy_gateway_api_crds() -> None:
     )
 
 
+def copy_keda_crds() -> None:
+    """KEDA's CRDs as its module ships them (config/crd/bases), applied by the tests that run KEDA."""
+    root = module_dir(KEDA_MODULE, versions.KEDA) / "config" / "crd" / "bases"
+    _write_documents([p.read_text() for p in sorted(root.glob("*.yaml"))], keda_crds_file())
+
+
 def ensure_kind() -> Path:
     """kind is built only for the e2e suite, and only where Docker can run it."""
     if not binary_path("kind").is_file():
@@ -296,9 +331,13 @@ def ensure_built() -> None:
         go_install(versions.HELM_BINARY, versions.HELM, helm_dir())
     if "coredns" in missing:
         build_coredns()
+    if missing & {b.name for b in versions.KEDA_BINARIES}:
+        build_keda()
     if kwok_stages_file().name in missing:
         copy_kwok_stages()
     if gateway_api_crds_file().name in missing:
         copy_gateway_api_crds()
+    if keda_crds_file().name in missing:
+        copy_keda_crds()
     if pause.archive_file().name in missing:
         pause.ensure_pause_archive()

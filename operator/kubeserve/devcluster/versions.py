@@ -17,6 +17,9 @@ HELM = "v3.22.0"
 COREDNS = "v1.15.0"
 # Only for the kind-based e2e suite, built on demand where a Docker engine runs.
 KIND = "v0.33.0"
+# KEDA's operator and metrics adapter, for the control-plane tests of the keda autoscaler class. v2.21
+# needs Go 1.27; v2.20 builds with this machine's Go 1.26.
+KEDA = "v2.20.2"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ KWOK_BINARY = GoBinary("kwok", "sigs.k8s.io/kwok/cmd/kwok")
 HELM_BINARY = GoBinary("helm", "helm.sh/helm/v3/cmd/helm")
 COREDNS_BINARY = GoBinary("coredns", "github.com/coredns/coredns")
 KIND_BINARY = GoBinary("kind", "sigs.k8s.io/kind")
+KEDA_BINARIES = (
+    GoBinary("keda-operator", "github.com/kedacore/keda/v2/cmd/operator"),
+    GoBinary("keda-adapter", "github.com/kedacore/keda/v2/cmd/adapter"),
+)
 
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
@@ -51,5 +58,5 @@ def as_text() -> str:
     """Versions as `kubeserve dev status` prints them."""
     return (
         f"kubernetes {KUBERNETES}, etcd {ETCD}, kwok {KWOK}, gateway-api {GATEWAY_API}, helm {HELM}, "
-        f"coredns {COREDNS}"
+        f"coredns {COREDNS}, keda {KEDA}"
     )
