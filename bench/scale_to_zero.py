@@ -10,7 +10,8 @@ goes, the idle scale-down, and the activator's memory.
    watches see them (ms resolution; the API's own timestamps are whole seconds): wake (the Deployment
    asks for 1), pod created, scheduled, init container running (sandbox and container start), init
    container done (the model download), server running (its container start), pod Ready (model load
-   and the 1 s readiness probe), a Ready address in the pods Service's slice, first answer.
+   and the kubelet's 1 s readiness probe), a Ready address in the pods Service's slice, first answer
+   (which may come before the kubelet's Ready: the activator asks the starting pod's readiness itself).
 3. Idle to zero: one request, then the time until the activator scales iris to 0 (its window, from the
    `serving.kubeserve.io/scale-to-zero-window` annotation, plus at most 30 s is the goal).
 4. The activator's resident memory (its container's processes on this host) with iris alone, then with
@@ -238,13 +239,15 @@ def report(times: list[list[float]], steps: list[dict[str, float]], window: int,
         " 0 errors, one wake per round"
     )
     print("where the time goes (median over rounds, seconds from the burst's start; step = since the last):")
+    medians = {
+        step: statistics.median(values)
+        for step in (*STEPS, "first answer")
+        if (values := [s[step] for s in steps if step in s])
+    }
     previous = 0.0
-    for step in (*STEPS, "first answer"):
-        values = [s[step] for s in steps if step in s]
-        if values:
-            at = statistics.median(values)
-            print(f"  {step:<15} +{at:6.2f} s  (step {at - previous:5.2f} s)")
-            previous = at
+    for step, at in sorted(medians.items(), key=lambda item: item[1]):  # the first answer may beat Ready
+        print(f"  {step:<15} +{at:6.2f} s  (step {at - previous:5.2f} s)")
+        previous = at
     if idle is not None:
         print(f"idle to zero: {idle:.1f} s after the last answer (window {window} s, goal < {window + 30} s)")
 
