@@ -15,10 +15,15 @@ AutoscalerReady condition.
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -27,12 +32,13 @@ from kubernetes.client.exceptions import ApiException
 
 from kubeserve.devcluster import build
 from tests.cluster.isvc import Isvcs
-from tests.cluster.keda_run import KedaOperator
+from tests.cluster.keda_run import OBJECT_NAMESPACE, Keda
 from tests.polling import eventually
 
 NAME = "keda-iris"
 SCALED_OBJECT = f"{NAME}-predictor"
 KEDA_CLASS = {"serving.kserve.io/autoscalerClass": "keda"}
+EXTERNAL_METRICS_API_SERVICE = "v1beta1.external.metrics.k8s.io"
 PROMETHEUS = {
     "type": "External",
     "external": {
@@ -109,19 +115,113 @@ def _scaled_objects_left(kube: k8s.ApiClient) -> list[str]:
 
 
 @pytest.fixture
-def keda(keda_crds: None, kubeconfig: str, kube: k8s.ApiClient, tmp_path: Path) -> Iterator[KedaOperator]:
+def keda(keda_crds: None, kubeconfig: str, kube: k8s.ApiClient, tmp_path: Path) -> Iterator[Keda]:
     """KEDA's operator, reconciling every namespace, for one test; stopped by its PID afterwards.
 
     KEDA puts a finalizer on each ScaledObject, which only KEDA removes: a test lists this fixture before
     `namespace`, so that its namespace is deleted first, while KEDA still runs to let its ScaledObjects
     (and then its CRDs) go."""
-    operator = KedaOperator(kubeconfig, tmp_path)
-    operator.start()
+    keda = Keda(kubeconfig, tmp_path)
     try:
-        yield operator
+        keda.start_operator()
+        yield keda
         eventually(lambda: not _scaled_objects_left(kube), 60, "KEDA to finalize the ScaledObjects left")
     finally:
-        operator.stop()
+        keda.stop()
+
+
+def _adapter_objects(port: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Service and APIService through which the aggregation layer reaches the adapter on loopback.
+    An ExternalName Service is the one kind the aggregator dials by name instead of a cluster IP. TLS is
+    not verified: the aggregator checks the name `<service>.<namespace>.svc`, for which the dev PKI
+    issues no certificate."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "keda-metrics-apiserver", "namespace": OBJECT_NAMESPACE},
+        "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"port": port}]},
+    }
+    api_service = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": EXTERNAL_METRICS_API_SERVICE},
+        "spec": {
+            "group": "external.metrics.k8s.io",
+            "version": "v1beta1",
+            "service": {"namespace": OBJECT_NAMESPACE, "name": "keda-metrics-apiserver", "port": port},
+            "insecureSkipTLSVerify": True,
+            "groupPriorityMinimum": 100,
+            "versionPriority": 100,
+        },
+    }
+    return service, api_service
+
+
+def _api_service_available(kube: k8s.ApiClient) -> dict[str, Any] | None:
+    found = k8s.ApiregistrationV1Api(kube).read_api_service(EXTERNAL_METRICS_API_SERVICE)
+    available = [c for c in found.status.conditions or [] if c.type == "Available"]
+    return available[0].to_dict() if available and available[0].status == "True" else None
+
+
+@pytest.fixture
+def keda_with_adapter(keda: Keda, kube: k8s.ApiClient) -> Iterator[Keda]:
+    """KEDA's operator and its metrics adapter, registered as external.metrics.k8s.io for one test."""
+    keda.start_adapter()
+    service, api_service = _adapter_objects(keda.adapter_port)
+    core = k8s.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": OBJECT_NAMESPACE}})
+    core.create_namespaced_service(OBJECT_NAMESPACE, service)
+    registration = k8s.ApiregistrationV1Api(kube)
+    registration.create_api_service(api_service)
+    try:
+        eventually(lambda: _api_service_available(kube), 60, f"{EXTERNAL_METRICS_API_SERVICE} Available")
+        yield keda
+    finally:
+        registration.delete_api_service(EXTERNAL_METRICS_API_SERVICE)
+        core.delete_namespace(OBJECT_NAMESPACE)
+
+
+class Prometheus(ThreadingHTTPServer):
+    """Prometheus's instant-query API on loopback, as KEDA's prometheus scaler reads it: every query
+    answers `value`, and the queries asked are kept."""
+
+    value = 0.0
+    queries: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _QueryHandler(BaseHTTPRequestHandler):
+    server: Prometheus
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        self.server.queries += parse_qs(url.query).get("query", [])
+        sample = {"metric": {}, "value": [time.time(), str(self.server.value)]}
+        body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [sample]}})
+        self.send_response(200 if url.path == "/api/v1/query" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: KEDA polls every second."""
+
+
+@pytest.fixture
+def prometheus() -> Iterator[Prometheus]:
+    server = Prometheus(("127.0.0.1", 0), _QueryHandler)
+    server.queries = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def _scaled_object(kube: k8s.ApiClient, namespace: str) -> dict[str, Any] | None:
@@ -170,7 +270,7 @@ def test_without_kedas_crd_the_keda_class_says_keda_is_not_installed(
 
 @pytest.mark.cluster_wide("creates and deletes KEDA's CRDs, runs KEDA's operator for every namespace")
 def test_keda_reconciles_the_scaled_object_into_its_hpa_and_the_service_says_so(
-    keda: KedaOperator, kube: k8s.ApiClient, namespace: str, operator: Path
+    keda: Keda, kube: k8s.ApiClient, namespace: str, operator: Path
 ) -> None:
     isvcs = Isvcs(kube, namespace)
     isvcs.apply(_service(KEDA_CLASS))
@@ -243,7 +343,7 @@ def test_with_kedas_crds_but_no_keda_running_the_autoscaler_is_pending_and_the_s
 
 @pytest.mark.cluster_wide("creates and deletes KEDA's CRDs, runs KEDA's operator for every namespace")
 def test_a_trigger_keda_refuses_reaches_the_services_conditions(
-    keda: KedaOperator, kube: k8s.ApiClient, namespace: str, operator: Path
+    keda: Keda, kube: k8s.ApiClient, namespace: str, operator: Path
 ) -> None:
     """The schema takes any trigger names (KServe's does too); KEDA refuses two triggers of one name."""
     body = _service(KEDA_CLASS)
@@ -267,3 +367,45 @@ def test_a_trigger_keda_refuses_reaches_the_services_conditions(
         "a Warning Event on the service",
     )
     assert verdict["message"] in events[0].message
+
+
+@pytest.mark.cluster_wide(
+    "creates and deletes KEDA's CRDs, runs KEDA for every namespace, registers external.metrics.k8s.io"
+)
+def test_kedas_metrics_adapter_feeds_the_query_to_the_hpa_which_scales_the_deployment(
+    keda_with_adapter: Keda,
+    prometheus: Prometheus,
+    kubeconfig: str,
+    kube: k8s.ApiClient,
+    namespace: str,
+    operator: Path,
+) -> None:
+    query = "sum(rate(kubeserve_requests_total[1m]))"
+    body = _service(KEDA_CLASS)
+    external = copy.deepcopy(PROMETHEUS)
+    external["external"]["metric"] |= {"serverAddress": prometheus.url, "query": query}
+    body["spec"]["predictor"]["autoScaling"] = {"metrics": [external], "keda": {"pollingInterval": 1}}
+    prometheus.value = 7.0  # 2 per replica: 4 replicas, the maximum
+    isvcs = Isvcs(kube, namespace)
+    isvcs.apply(body)
+    isvcs.wait_ready(NAME)
+    isvcs.wait_condition(NAME, "AutoscalerReady", reason="ScaledObjectReady")
+
+    hpa = k8s.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler(
+        f"keda-hpa-{SCALED_OBJECT}", namespace
+    )
+    metric = hpa.spec.metrics[0].external.metric.name
+    path = (
+        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{metric}"
+        f"?labelSelector=scaledobject.keda.sh/name%3D{SCALED_OBJECT}"
+    )
+    raw = ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", path]
+    served = json.loads(subprocess.run(raw, check=True, capture_output=True, text=True).stdout)
+    assert [item["value"] for item in served["items"]] == ["7"], served
+    assert query in prometheus.queries, "KEDA asked the backend the service names"
+
+    def scaled() -> int | None:
+        replicas = k8s.AppsV1Api(kube).read_namespaced_deployment(SCALED_OBJECT, namespace).spec.replicas
+        return replicas if replicas == 4 else None
+
+    eventually(scaled, 90, "the HPA (fed by KEDA's adapter) to scale the Deployment to 4")

@@ -41,6 +41,7 @@ AUDIT_POLICY = {
 }
 CONTROLLER_RATE_LIMITS = ("--kube-api-qps=200", "--kube-api-burst=400")
 ADMIN_USER = "kubernetes-admin"
+FRONT_PROXY_USER = "front-proxy-client"
 AUDIT_ADMIN_READS = {"level": "Metadata", "users": [ADMIN_USER], "verbs": ["get", "list", "watch"]}
 """Reads by the admin identity (which a local operator runs as): a benchmark counts them on request."""
 
@@ -206,6 +207,7 @@ class LocalControlPlane:
         kubelet_client = certs.client(
             "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
         )
+        front_proxy = certs.client(FRONT_PROXY_USER, FRONT_PROXY_USER)
         kubeconfigs = {}
         for who, pair in identities.items():
             path = self.directory / f"{who}.kubeconfig"
@@ -258,6 +260,15 @@ class LocalControlPlane:
                 f"--kubelet-client-key={kubelet_client.key}",
                 f"--kubelet-certificate-authority={certs.ca.cert}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # The aggregation layer (KEDA's metrics adapter serves external.metrics.k8s.io): the API
+                # server proxies as `front_proxy`, and servers behind an APIService trust the user it names.
+                f"--proxy-client-cert-file={front_proxy.cert}",
+                f"--proxy-client-key-file={front_proxy.key}",
+                f"--requestheader-client-ca-file={certs.ca.cert}",
+                f"--requestheader-allowed-names={FRONT_PROXY_USER}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 # Lists and watches straight from etcd: with the watch cache, a CRD deleted soon after it
                 # was created waits minutes for its cache ("storage is (re)initializing") before its
                 # instances can be cleaned up, which stalls tests that install and remove CRDs.
