@@ -39,10 +39,12 @@ NAME = "keda-iris"
 SCALED_OBJECT = f"{NAME}-predictor"
 KEDA_CLASS = {"serving.kserve.io/autoscalerClass": "keda"}
 EXTERNAL_METRICS_API_SERVICE = "v1beta1.external.metrics.k8s.io"
+UNANSWERED = "http://127.0.0.1:1"
+"""A backend address that refuses at once: KEDA polls it, and no name is looked up off the machine."""
 PROMETHEUS = {
     "type": "External",
     "external": {
-        "metric": {"backend": "prometheus", "serverAddress": "http://prometheus:9090", "query": "sum(up)"},
+        "metric": {"backend": "prometheus", "serverAddress": UNANSWERED, "query": "sum(up)"},
         "target": {"type": "Value", "value": "2"},
     },
 }
@@ -285,7 +287,7 @@ def test_keda_reconciles_the_scaled_object_into_its_hpa_and_the_service_says_so(
         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}},
         {
             "type": "prometheus",
-            "metadata": {"serverAddress": "http://prometheus:9090", "query": "sum(up)", "threshold": "2"},
+            "metadata": {"serverAddress": UNANSWERED, "query": "sum(up)", "threshold": "2"},
         },
     ]
 
