@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from kubeserve.apply.client import ApiError
+from kubeserve.apply.decoding import dumps
 from kubeserve.apply.resources import DEPLOYMENT, Resource
-from kubeserve.cache.observed import LAST_APPLIED, ClusterView, slim
+from kubeserve.cache.observed import LAST_APPLIED, ClusterView, Entry, slim
 from kubeserve.cache.watches import Follower, Scope, Watched, _owner
 from kubeserve.config import OperatorConfig
 from kubeserve.planning.naming import LABEL_SERVICE
@@ -85,6 +86,65 @@ def test_each_read_is_a_fresh_copy() -> None:
     view.record("Deployment", None, body("d", "1", spec={"replicas": 1}))
     view.get("Deployment", "ns", "d")["spec"]["replicas"] = 5  # type: ignore[index]
     assert view.get("Deployment", "ns", "d")["spec"] == {"replicas": 1}  # type: ignore[index]
+
+
+def deployment(index: int) -> dict[str, Any]:
+    """A Deployment as the API server returns one: what differs between services is names, uids, times."""
+    name = f"m-{index:04d}-predictor"
+    container = {
+        "name": "kserve-container",
+        "image": "kubeserve/server:0.1.0",
+        "args": ["--model_name", f"m-{index:04d}", "--model_dir", "/mnt/models", "--http_port", "8080"],
+        "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": f"/v1/models/m-{index:04d}", "port": 8080},
+            "periodSeconds": 1,
+        },
+        "resources": {
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+            "requests": {"cpu": "5m", "memory": "16Mi"},
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    return body(
+        name,
+        str(1000 + index),
+        uid=f"{index:08x}-0000-4000-8000-000000000000",
+        service=f"m-{index:04d}",
+        spec={
+            "replicas": 1,
+            "selector": {"matchLabels": {LABEL_SERVICE: f"m-{index:04d}", "component": "predictor"}},
+            "template": {
+                "metadata": {"labels": {LABEL_SERVICE: f"m-{index:04d}", "component": "predictor"}},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 30},
+            },
+        },
+        status={
+            "observedGeneration": 1,
+            "replicas": 1,
+            "readyReplicas": 1,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "lastUpdateTime": f"2026-12-03T14:{index % 60:02d}:00Z",
+                }
+            ],
+        },
+    )
+
+
+def test_bodies_are_kept_compressed_against_the_first_of_their_kind() -> None:
+    """The view holds every child of every service: each one's text would be its memory per service."""
+    dictionaries: dict[str, bytes] = {}
+    bodies = [deployment(index) for index in range(50)]
+    entries = [Entry.of("Deployment", each, dictionaries) for each in bodies]
+    assert [entry.body() for entry in entries] == [slim("Deployment", each) for each in bodies]
+    assert all(entry.dictionary is dictionaries["Deployment"] for entry in entries), "one dictionary, shared"
+    text = len(dumps(slim("Deployment", bodies[1])))
+    assert all(len(entry.packed) < text / 5 for entry in entries[1:]), (text, len(entries[1].packed))
+    pod = Entry.of("Pod", body("p", "1", status={"phase": "Running"}), dictionaries)
+    assert pod.dictionary is not entries[0].dictionary and pod.body()["status"] == {"phase": "Running"}
 
 
 def test_an_older_or_the_same_version_changes_nothing() -> None:

@@ -6,17 +6,25 @@ and by the service label, so a reconcile touches its own children only (never
 a scan of every object of a kind).
 
 Each body is kept as compact JSON text, without what no reader needs (managed
-fields, a pod's spec and most of its status), and decoded when a reconcile
-asks for it. Parsed JSON costs several times its text in Python objects (a
-Deployment is about 24 KB of dicts and strings, 3 KB of text), and the view
-holds every child of every service for the operator's lifetime: kept parsed,
-a thousand services' children alone would be most of the operator's memory.
-A reconcile decodes only its own few objects, tens of microseconds each, and
-gets fresh dicts it may keep or change without touching the view.
+fields, a pod's spec and most of its status), compressed, and decoded when a
+reconcile asks for it. Parsed JSON costs several times its text in Python
+objects (a Deployment is about 24 KB of dicts and strings, 3.8 KB of text), and
+the view holds every child of every service for the operator's lifetime: kept
+parsed, a thousand services' children alone would be most of the operator's
+memory. A reconcile decodes only its own few objects, tens of microseconds
+each, and gets fresh dicts it may keep or change without touching the view.
+
+Objects of one kind differ in little but names, uids and times, so each is
+compressed (zlib) against a dictionary: the first body of its kind the view
+kept. Measured on a thousand services' objects, a service's five (itself, its
+Deployment, Service, EndpointSlice and pod) are 8.2 KB of text, 3.6 KB
+compressed alone and 1.0 KB against the dictionary, for about 30 us to pack and
+5 us to unpack each (decoding the JSON takes 40).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +47,10 @@ and the containers that fail (`failing_containers`)."""
 CONTAINER_STATUSES = ("initContainerStatuses", "containerStatuses")
 STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 """Waiting reasons of a container on its way up, not a failure."""
+DICTIONARY_BYTES = 32 * 1024
+"""zlib looks back this far at most: more of a dictionary would never be used."""
+PACKING_LEVEL = 1
+"""Fastest: against a dictionary of its own kind, a body compresses nearly as well as at any level."""
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -99,27 +111,34 @@ def _version(value: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One object as kept: what indexing and ordering need, and its body as JSON text."""
+    """One object as kept: what indexing and ordering need, and its body as compressed JSON text."""
 
     uid: str | None
     version: str
     service: str | None
     owners: tuple[str, ...]
-    text: str
+    packed: bytes
+    dictionary: bytes
+    """What `packed` was compressed against: shared by the entries of a kind, not a copy each."""
 
     @classmethod
-    def of(cls, kind: str, body: Mapping[str, Any]) -> Entry:
+    def of(cls, kind: str, body: Mapping[str, Any], dictionaries: dict[str, bytes]) -> Entry:
+        """`dictionaries` (by kind) gains this body's text if it is the first of its kind."""
         metadata = body["metadata"]
+        text = decoding.dumps(slim(kind, body)).encode()
+        dictionary = dictionaries.setdefault(kind, text[-DICTIONARY_BYTES:])
+        packer = zlib.compressobj(PACKING_LEVEL, zdict=dictionary)
         return cls(
             metadata.get("uid"),
             metadata.get("resourceVersion", ""),
             (metadata.get("labels") or {}).get(LABEL_SERVICE),
             tuple(o.get("uid", "") for o in metadata.get("ownerReferences") or []),
-            decoding.dumps(slim(kind, body)),
+            packer.compress(text) + packer.flush(),
+            dictionary,
         )
 
     def body(self) -> Body:
-        decoded: Body = decoding.loads(self.text)
+        decoded: Body = decoding.loads(zlib.decompressobj(zdict=self.dictionary).decompress(self.packed))
         return decoded
 
     def newer_than(self, uid: str | None, version: str) -> bool:
@@ -136,6 +155,7 @@ class ClusterView:
     def __init__(self) -> None:
         self._objects: dict[str, dict[str, dict[str, Entry]]] = defaultdict(lambda: defaultdict(dict))
         self._children: dict[tuple[str, str, str], dict[str, Entry]] = defaultdict(dict)
+        self._dictionaries: dict[str, bytes] = {}
 
     def record(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Apply one watch event, or the object a write returned; DELETED forgets the object.
@@ -167,7 +187,7 @@ class ClusterView:
             if not in_namespace:
                 del self._objects[kind][namespace]
             return kept is not None
-        entry = Entry.of(kind, body)
+        entry = Entry.of(kind, body, self._dictionaries)
         in_namespace[name] = entry
         if entry.service is not None:
             self._children[(kind, namespace, entry.service)][name] = entry
