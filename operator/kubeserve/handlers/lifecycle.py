@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 from typing import Any
 
 import kopf
@@ -17,6 +18,22 @@ from kubeserve.missing_crds import MissingCrds
 from kubeserve.monitoring import serve
 from kubeserve.options import RunOptions
 from kubeserve.reconciler import Reconciler
+
+TLS_READ_BYTES = 64 * 1024
+"""What one TLS connection reads from its socket at a time (asyncio's default is 256 KiB)."""
+
+
+def small_tls_reads() -> None:
+    """Give every TLS connection opened from now on a 64 KiB read buffer instead of asyncio's 256 KiB.
+
+    asyncio allocates that buffer per connection, zeroed, so it is resident
+    from the start: the operator's ~30 connections to the API server (the
+    writes' pool, one watch per kind, kopf's) held 7.75 MiB of them
+    (tracemalloc, 1000 services), a tenth of the operator at rest. Watch
+    events and list pages arrive in TLS records of at most 16 KiB anyway;
+    a 1 MB list page is read in 16 pieces instead of 4.
+    """
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BYTES
 
 
 class NoEssence(kopf.DiffBaseStorage):
@@ -48,6 +65,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.persistence.diffbase_storage = NoEssence()
+    small_tls_reads()  # before the first connection: the API client's and kopf's (opened after start-up)
     options: RunOptions = memo.options
     credentials = connection_info(logger)
     api = KubeApi.from_connection(credentials)
