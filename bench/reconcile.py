@@ -245,12 +245,12 @@ class Operator:
         self.phase = phase
 
     def rss_by_phase(self) -> str:
-        """Peak and last VmRSS of each phase, in the order they came."""
+        """First, peak and last VmRSS of each phase, in the order they came: growth, transient, kept."""
         phases: dict[str, list[float]] = {}
         for phase, mb in self.samples:
             phases.setdefault(phase, []).append(mb)
         return "\n".join(
-            f"  {phase:40} peak {max(mbs):6.1f} MiB  last {mbs[-1]:6.1f} MiB  ({len(mbs)} s)"
+            f"  {phase:40} first {mbs[0]:6.1f}  peak {max(mbs):6.1f}  last {mbs[-1]:6.1f} MiB  ({len(mbs)} s)"
             for phase, mbs in phases.items()
         )
 
