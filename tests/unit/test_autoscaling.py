@@ -241,6 +241,20 @@ def test_keda_builds_a_scaled_object_from_auto_scaling_and_leaves_replicas_to_it
     assert _notes(predictor(**metrics(CPU_50)), KEDA) == ()
 
 
+def test_a_graphite_query_gets_the_query_time_kedas_scaler_requires() -> None:
+    metric = {**PROMETHEUS["external"]["metric"], "backend": "graphite", "query": "stats.requests"}  # type: ignore[index]
+    graphite = {**PROMETHEUS, "external": {**PROMETHEUS["external"], "metric": metric}}
+    scaled = _objects(predictor(**metrics(graphite)), KEDA)["ScaledObject/iris-predictor"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "graphite"
+    assert trigger["metadata"] == {
+        "serverAddress": "http://prometheus.monitoring:9090",
+        "query": "stats.requests",
+        "threshold": "2",
+        "queryTime": "-5minutes",
+    }
+
+
 @pytest.mark.parametrize(
     ("fields", "trigger"),
     [

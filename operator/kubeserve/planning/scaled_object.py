@@ -26,6 +26,9 @@ from kubeserve.planning.rollout import share
 API_VERSION = "keda.sh/v1alpha1"
 RESOURCE_METRICS = ("cpu", "memory")
 """scaleMetric values KEDA reads without a metrics backend; concurrency and rps need a Prometheus query."""
+GRAPHITE_QUERY_TIME = "-5minutes"
+"""How far back KEDA's graphite scaler reads (its required `queryTime`; KServe's API has no field for
+it): the latest value of the last five minutes, a few of KEDA's polling intervals."""
 
 
 def _resource_trigger(source: ResourceMetricSource) -> dict[str, Any]:
@@ -45,6 +48,8 @@ def _external_trigger(source: ExternalMetricSource) -> dict[str, Any]:
     }
     if metric.namespace:
         metadata["namespace"] = metric.namespace
+    if metric.backend == "graphite":
+        metadata["queryTime"] = GRAPHITE_QUERY_TIME
     trigger: dict[str, Any] = {"type": metric.backend, "metadata": metadata}
     auth = source.authentication_ref
     if auth is not None:
