@@ -103,6 +103,17 @@ CASES = [
         body(**metrics(PROMETHEUS, keda={"fallback": {"failureThreshold": 3, "replicas": 2}})),
         None,
     ),
+    ("idle below min", body(minReplicas=2, **metrics(PROMETHEUS, keda={"idleReplicaCount": 1})), None),
+    (
+        "idle at min",
+        body(minReplicas=2, **metrics(PROMETHEUS, keda={"idleReplicaCount": 2})),
+        "idleReplicaCount",
+    ),
+    (
+        "idle with min 0",
+        body(minReplicas=0, **metrics(PROMETHEUS, keda={"idleReplicaCount": 0})),
+        "idleReplicaCount",
+    ),
     (
         "fallback with cpu only",
         body(**metrics(CPU_50, keda={"fallback": {"failureThreshold": 3, "replicas": 2}})),

@@ -532,6 +532,19 @@ class ComponentSpec(PodCommon):
             ),
             field_path=".autoScaling",
         ),
+        CelRule(
+            expression="!has(self.autoScaling) || !has(self.autoScaling.keda) "
+            "|| !has(self.autoScaling.keda.idleReplicaCount) "
+            "|| self.autoScaling.keda.idleReplicaCount < (has(self.minReplicas) ? self.minReplicas : 1)",
+            message="autoScaling.keda.idleReplicaCount must be below minReplicas (KEDA refuses it otherwise)",
+            holds=lambda spec: (
+                spec.auto_scaling is None
+                or spec.auto_scaling.keda is None
+                or spec.auto_scaling.keda.idle_replica_count is None
+                or spec.auto_scaling.keda.idle_replica_count < spec.min_replicas
+            ),
+            field_path=".autoScaling.keda.idleReplicaCount",
+        ),
     )
 
     containers: Annotated[list[Container], Field(min_length=1, max_length=16)] | None = None
