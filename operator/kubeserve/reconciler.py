@@ -123,13 +123,6 @@ class Reconciler:
 
     def reconfigure(self, config: OperatorConfig) -> None:
         """A new operator configuration: every service is planned again under it."""
-        if config.scale_to_zero.activator != self.config.scale_to_zero.activator or (
-            config.scale_to_zero.enabled and self.activator is None
-        ):
-            logger.warning(
-                "scaleToZero: the activator's Service is followed from where the configuration put it at "
-                "the operator's start; restart the operator for this change to route idle services"
-            )
         self.config = config
         self.enqueue_all()
 

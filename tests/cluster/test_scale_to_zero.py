@@ -178,3 +178,50 @@ def test_turned_on_for_a_running_service_it_leaves_nothing_routing_beside_it(
         assert not core.list_namespaced_endpoints(
             namespace, field_selector=f"metadata.name={COMPONENT}"
         ).items
+
+
+def test_turned_on_and_off_by_the_config_map_with_no_restart(
+    kube: k8s.ApiClient, kubeconfig: str, namespace: str, tmp_path: Path
+) -> None:
+    """The operator follows the activator from where its live configuration says, from the moment it says
+    so: `helm upgrade` (which rewrites the ConfigMap) is enough to turn scale to zero on or off."""
+    core, apps, discovery = k8s.CoreV1Api(kube), k8s.AppsV1Api(kube), k8s.DiscoveryV1Api(kube)
+    _stand_in_activator(core, discovery, namespace)
+    config_map = "kubeserve-config"
+
+    def configure(settings: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": config_map}, "data": {"config.yaml": yaml.safe_dump(settings)}}
+
+    core.create_namespaced_config_map(namespace, configure({}))
+    args = ("--namespace", namespace, "--operator-namespace", namespace, "--config-map", config_map)
+    with running_operator(kubeconfig, tmp_path / "operator.log", *args) as process:
+        isvcs = Isvcs(kube, namespace)
+        body: dict[str, Any] = example("sklearn-iris.yaml")
+        body["spec"]["predictor"]["minReplicas"] = 0
+        isvcs.apply(body)
+        isvcs.wait_ready(NAME)
+        assert core.read_namespaced_service(COMPONENT, namespace).spec.selector, "off: a Service as usual"
+
+        core.patch_namespaced_config_map(config_map, namespace, configure({"scaleToZero": {"enabled": True}}))
+
+        def managers() -> list[str]:
+            found = discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=f"kubernetes.io/service-name={COMPONENT}"
+            ).items
+            return [(s.metadata.labels or {}).get(SLICE_MANAGER, "") for s in found]
+
+        # Kubernetes' slice of the Service as it was goes (deleted by the operator, perhaps made again
+        # once from a stale cache and deleted again), and the routing slice alone is left.
+        eventually(lambda: managers() == ["serving.kubeserve.io"], 60, "the routing slice alone")
+        pod_ips = eventually(lambda: _ready_pod_ips(core, namespace), 30, "the pod Ready")
+        eventually(lambda: _routing(discovery, namespace)[0] == pod_ips, 30, "routing to the pod")
+        _scale(apps, namespace, 0)
+        eventually(lambda: _routing(discovery, namespace)[0] == [ACTIVATOR_ADDRESS], 30, "to the activator")
+        isvcs.wait_condition(NAME, "Ready", reason="ScaledToZero")
+
+        core.patch_namespaced_config_map(config_map, namespace, configure({}))
+        eventually(
+            lambda: core.read_namespaced_service(COMPONENT, namespace).spec.selector, 30, "the selector back"
+        )
+        eventually(lambda: managers() == ["endpointslice-controller.k8s.io"], 30, "Kubernetes' slice alone")
+        assert process.poll() is None, "the operator exited"

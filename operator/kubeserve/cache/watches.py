@@ -281,19 +281,64 @@ class Follower(ListWatch):
         return True
 
 
+class ActivatorSlices:
+    """The activator Service's slices, followed from where the configuration puts the activator while it
+    turns scale to zero on: a configuration change moves or stops the follower, with no restart."""
+
+    def __init__(self, api: KubeApi, reconciler: Reconciler, missing: MissingCrds) -> None:
+        self._api = api
+        self._reconciler = reconciler
+        self._missing = missing
+        self._listing = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.follower: Follower | None = None
+
+    def follow(self, activator: tuple[str, str] | None) -> None:
+        """Follow the slices of the activator's Service (namespace, name), or none; the reconciler is
+        told, and forgets the slices of the one it followed before."""
+        before = self._reconciler.activator
+        if activator == before and (activator is None or self._task is not None):
+            return
+        self.stop()
+        if before is not None:
+            where, name = before
+            for piece in self._reconciler.view.all(ENDPOINT_SLICE.kind, where):
+                if (piece["metadata"].get("labels") or {}).get(SLICE_SERVICE) == name:
+                    self._reconciler.view.record(ENDPOINT_SLICE.kind, "DELETED", piece)
+        self._reconciler.activator = activator
+        if activator is not None:
+            where, name = activator
+            self.follower = Follower(
+                self._api,
+                self._reconciler,
+                activator_slices(name),
+                where,
+                Scope(),
+                self._listing,
+                self._missing,
+            )
+            self._task = asyncio.create_task(self.follower.run(), name="watch the activator's endpointslices")
+        logger.info("scale to zero: following the activator's Service %s", "/".join(activator or ("none",)))
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._task, self.follower = None, None
+
+
 async def follow_all(
     api: KubeApi,
     reconciler: Reconciler,
     missing: MissingCrds,
     namespaces: tuple[str, ...] = (),
-    activator: tuple[str, str] | None = None,
+    activator: ActivatorSlices | None = None,
 ) -> None:
     """Keep the view current until cancelled; once every kind is listed, mark synced and reconcile all.
 
     Nothing reconciles before that, so a restart's first reconcile of a
     service sees its every child and pod, and writes nothing. Kubeserve's
     kinds whose CRDs are not applied go into `missing` until they are.
-    `activator` is the (namespace, name) of the activator's Service, when scale to zero is on.
+    `activator` follows the activator's slices, while scale to zero is on (on `api` too).
     """
     listing = asyncio.Lock()
     scope = Scope(namespaces)
@@ -302,18 +347,19 @@ async def follow_all(
         for watched in WATCHED
         for namespace in (scope.namespaces() if watched.resource.namespaced else [None])
     ]
-    if activator is not None:
-        where, name = activator
-        followers.append(Follower(api, reconciler, activator_slices(name), where, Scope(), listing, missing))
     tasks = [asyncio.create_task(f.run(), name=f"watch {f.watched.resource.plural}") for f in followers]
     try:
         for follower in followers:
             await follower.listed.wait()
+        if activator is not None and activator.follower is not None:
+            await activator.follower.listed.wait()
         logger.info("every watched kind is listed: reconciling every service")
         reconciler.synced.set()
         reconciler.enqueue_all()
         await asyncio.gather(*tasks)
     finally:
+        if activator is not None:
+            activator.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

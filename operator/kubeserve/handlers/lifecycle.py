@@ -10,8 +10,8 @@ import kopf
 
 from kubeserve.apply.client import KubeApi, connection_info
 from kubeserve.cache.observed import ClusterView
-from kubeserve.cache.watches import follow_all
-from kubeserve.config import load_config
+from kubeserve.cache.watches import ActivatorSlices, follow_all
+from kubeserve.config import OperatorConfig, load_config
 from kubeserve.leadership import Leadership
 from kubeserve.live_config import ConfigMapSource
 from kubeserve.missing_crds import MissingCrds
@@ -79,22 +79,31 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         config = load_config(options.config_file)
     memo.view = ClusterView()
     reconciler = memo.reconciler = Reconciler(api, memo.view, config)
-    # Where the activator is, as the configuration says at start (followed only while scale to zero is on).
-    reconciler.activator = config.scale_to_zero.activator_service(options.operator_namespace)
-    if config.scale_to_zero.enabled and reconciler.activator is None:
-        logger.error(
-            "scaleToZero.enabled, but where the activator runs is unknown: set "
-            "scaleToZero.activator.namespace or --operator-namespace; meanwhile idle services have no "
-            "activator to route to"
-        )
     # Watches on a client of their own: their long-lived connections stay out of the writes' pool.
+    watch_api = KubeApi.from_connection(credentials)
     missing = MissingCrds()
-    watches = follow_all(
-        KubeApi.from_connection(credentials), reconciler, missing, options.namespaces, reconciler.activator
-    )
+    activator = ActivatorSlices(watch_api, reconciler, missing)
+
+    def follow_activator(config: OperatorConfig) -> None:
+        """Where the activator is, as the configuration says (followed only while scale to zero is on)."""
+        where = config.scale_to_zero.activator_service(options.operator_namespace)
+        if config.scale_to_zero.enabled and where is None:
+            logger.error(
+                "scaleToZero.enabled, but where the activator runs is unknown: set "
+                "scaleToZero.activator.namespace or --operator-namespace; meanwhile idle services have no "
+                "activator to route to"
+            )
+        activator.follow(where)
+
+    def reconfigure(config: OperatorConfig) -> None:
+        follow_activator(config)
+        reconciler.reconfigure(config)
+
+    follow_activator(config)
+    watches = follow_all(watch_api, reconciler, missing, options.namespaces, activator)
     loops.append(asyncio.create_task(watches, name="watches"))
     if source is not None:
-        loops.append(asyncio.create_task(source.follow(reconciler.reconfigure), name="configuration watch"))
+        loops.append(asyncio.create_task(source.follow(reconfigure), name="configuration watch"))
     if options.leader_elect and options.operator_namespace:
         leadership = Leadership(
             api, options.operator_namespace, options.lease_name, options.identity(), options.lease_timing
