@@ -270,7 +270,7 @@ def main() -> None:
             RealNode(plane.directory, plane.logs).import_images([image.archive for image in built])
             operator_namespace = install_chart(state.kubeconfig)
             kube = k8s_config.new_client_from_config(state.kubeconfig)
-            enable_scale_to_zero(kube, state.kubeconfig, operator_namespace)
+            enable_scale_to_zero(state.kubeconfig, operator_namespace)
             run(kube, operator_namespace, args)
         finally:
             plane.down()

@@ -51,7 +51,7 @@ IRIS, BROKEN = "iris", "broken"
 def activator(real_cluster: ClusterState, installed_operator: str, node_kube: k8s.ApiClient) -> Iterator[str]:
     """Scale to zero on, with the chart's activator; the activator pod's address. Off again after."""
     hold = f"activator.holdSeconds={HOLD_SECONDS}"
-    enable_scale_to_zero(node_kube, real_cluster.kubeconfig, installed_operator, hold)
+    enable_scale_to_zero(real_cluster.kubeconfig, installed_operator, hold)
     try:
         yield activator_ip(node_kube, installed_operator)
     finally:
