@@ -5,6 +5,10 @@ request line, holds its socket and memory forever, and a few hundred such client
 server. Here a request's headers must arrive within the header timeout, counted from the
 connection's start or from the request's first byte; a late one gets 408 and the connection is
 closed. The body's own deadline is the ASGI app's (rest.py), which can answer it.
+
+The close lingers: after the 408 the server ends its side and reads (and drops) what the client still
+sends for a moment. Closing a socket with unread input makes the kernel reset the connection, and a
+client still trickling its headers would then lose the 408 it was sent.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
 )
+LINGER_SECONDS = 2.0
 
 
 def with_header_timeout(seconds: float) -> type[HttpToolsProtocol]:
@@ -25,6 +30,11 @@ def with_header_timeout(seconds: float) -> type[HttpToolsProtocol]:
 
     class HeaderTimeoutProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _lingering = False
+
+        def data_received(self, data: bytes) -> None:
+            if not self._lingering:  # after the 408, input is read only to be dropped
+                super().data_received(data)
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -61,6 +71,9 @@ def with_header_timeout(seconds: float) -> type[HttpToolsProtocol]:
                 return
             message = b'{"error": "request headers did not arrive within %gs"}' % seconds
             self.transport.write(REQUEST_TIMEOUT % (len(message), message))
-            self.transport.close()
+            self._lingering = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     return HeaderTimeoutProtocol
