@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM by its own PID, then SIGKILL if it has not ended within 15 s."""
     process.terminate()
     try:
         process.wait(timeout=15)
@@ -37,7 +38,7 @@ def running_operator(kubeconfig: str, log_path: Path, *args: str) -> Iterator[su
     try:
         yield process
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 class SessionOperator:
@@ -53,7 +54,7 @@ class SessionOperator:
 
     def stop(self) -> None:
         if self._process is not None:
-            _stop(self._process)
+            stop_process(self._process)
             self._process = None
 
     @contextmanager

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from kubeserve.devcluster import build, pki, ports
+from tests.operator_run import stop_process
 
 OBJECT_NAMESPACE = "keda"
 """Where KEDA would look for cluster-wide trigger secrets; nothing here uses them, so it need not exist."""
@@ -135,10 +136,4 @@ class Keda:
     def stop(self) -> None:
         """Newest first: the adapter, then the operator."""
         while self._processes:
-            process = self._processes.pop()
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(self._processes.pop())
