@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubeserve_server.model import FORMATS
+from kubeserve_server.model_fetch import STORAGE_URI_ENV
 
 DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
 # Kubernetes' default terminationMessagePath: the kubelet reports this file's text when the container exits.
@@ -28,6 +30,7 @@ LOG_PAYLOAD_MODES = ("all", "request", "response")
 class ServerConfig:
     model_name: str
     model_dir: Path = Path("/mnt/models")
+    storage_uri: str | None = None
     model_format: str = "sklearn"
     model_version: str | None = None
     host: str = "0.0.0.0"
@@ -97,6 +100,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model_name", "--model-name", required=True, help="the name clients use in URLs")
     p.add_argument("--model_dir", "--model-dir", type=Path, default=Path("/mnt/models"))
+    p.add_argument(
+        "--storage_uri",
+        "--storage-uri",
+        default=os.environ.get(STORAGE_URI_ENV) or None,
+        help=f"fetch the model from here into --model_dir at start, as the storage initializer would "
+        f"(default: ${STORAGE_URI_ENV}); the server is ready once it is fetched and loaded",
+    )
     p.add_argument("--model_format", "--model-format", choices=sorted(FORMATS), default="sklearn")
     p.add_argument("--model_version", "--model-version", default=None, help="served at /versions/<this>")
     p.add_argument("--host", default="0.0.0.0", help="address both listeners bind")

@@ -53,6 +53,13 @@ class DataPlane:
         self.draining = False
         self._others_loaded = others_loaded
 
+    async def prepare(self) -> None:
+        """The model's `prepare`, in a thread. A failure here is `load`'s to meet and report."""
+        try:
+            await asyncio.to_thread(self.model.prepare)
+        except Exception as error:
+            logger.debug("preparing to load %r failed: %s", self.model.name, error)
+
     async def load(self) -> str | None:
         """Load the model in a thread, so liveness answers while a big model loads.
 

@@ -43,6 +43,11 @@ class Model(ABC):
     def load(self) -> None:
         """Read the model from `model_dir`; raise on failure: the message becomes the server's exit reason."""
 
+    def prepare(self) -> None:
+        """Import what `load` will need while the model's files are still arriving (the server's own
+        download runs meanwhile); nothing by default."""
+        return None
+
     @abstractmethod
     def ready(self) -> bool:
         """True once `load` has succeeded."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-import grpc
 import uvicorn
 import uvloop
 
@@ -27,10 +26,12 @@ from kubeserve_server import logs
 from kubeserve_server.batching import Batcher
 from kubeserve_server.config import ServerConfig
 from kubeserve_server.dataplane import DataPlane
+from kubeserve_server.grpc_http2 import GrpcServer, Limits
 from kubeserve_server.grpc_v2 import InferenceServicer
 from kubeserve_server.http_protocol import with_header_timeout
 from kubeserve_server.metrics import Metrics
 from kubeserve_server.model import model_class
+from kubeserve_server.model_fetch import ModelFetch
 from kubeserve_server.offload import Offload
 from kubeserve_server.payload_log import PayloadLogger
 from kubeserve_server.rest import RestApp
@@ -54,15 +55,18 @@ class _UvicornServer(uvicorn.Server):
         yield
 
 
-def bind_http(config: ServerConfig) -> socket.socket:
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+def bind(host: str, port: int, what: str, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; `reuse_port` lets each worker bind its own on the same port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        sock.bind((config.host, config.http_port))
+        sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise OSError(f"HTTP cannot listen on {config.host}:{config.http_port}: {error.strerror}") from None
+        raise OSError(f"{what} cannot listen on {host}:{port}: {error.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -73,17 +77,24 @@ def _grpc_address(config: ServerConfig) -> str:
     return f"{host}:{config.grpc_port}"
 
 
-def _grpc_credentials(config: ServerConfig) -> grpc.ServerCredentials:
-    assert config.tls_cert_file is not None and config.tls_key_file is not None
-    client_ca = config.tls_client_ca_file.read_bytes() if config.tls_client_ca_file else None
-    return grpc.ssl_server_credentials(
-        [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
+def grpc_tls(config: ServerConfig) -> ssl.SSLContext | None:
+    """The gRPC port's TLS, from the same files as REST's: a client CA makes client certificates required."""
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    if config.tls_client_ca_file is not None:
+        context.load_verify_locations(cafile=config.tls_client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
-async def serve(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlot | None = None) -> bool:
+async def serve(
+    config: ServerConfig,
+    http_socket: socket.socket,
+    worker: _WorkerSlot | None = None,
+    fetch: ModelFetch | None = None,
+) -> bool:
     """Serve until SIGTERM or SIGINT, or until the model fails to load: False then, to exit 1.
 
     The model loads in the background; readiness waits for it.
@@ -110,25 +121,13 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
         else None
     )
 
-    grpc_server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", config.max_request_size),
-            ("grpc.max_send_message_length", -1),
-            # Workers share the port on purpose; a lone server must fail loudly on a taken port.
-            ("grpc.so_reuseport", int(config.workers > 1)),
-        ]
-    )
     offload = Offload()
-    grpc_server.add_generic_rpc_handlers(
-        (InferenceServicer(dataplane, metrics, payload_logger, offload).handler(),)
+    grpc_server = GrpcServer(
+        InferenceServicer(dataplane, metrics, payload_logger, offload).methods(),
+        Limits(config.max_request_size, config.header_timeout, config.body_timeout),
     )
-    try:
-        if config.tls:
-            grpc_server.add_secure_port(_grpc_address(config), _grpc_credentials(config))
-        else:
-            grpc_server.add_insecure_port(_grpc_address(config))
-    except RuntimeError as error:
-        raise OSError(f"gRPC cannot listen on {_grpc_address(config)}: {error}") from None
+    # Workers share the port on purpose; a lone server must fail loudly on a taken port.
+    grpc_socket = bind(config.host, config.grpc_port, "gRPC", reuse_port=config.workers > 1)
 
     http = _UvicornServer(
         uvicorn.Config(
@@ -153,12 +152,12 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     # A worker hears only its supervisor: a Ctrl-C reaches the whole process group, and the
     # terminal's SIGINT beside the supervisor's SIGTERM would count as a second signal.
     for signum in (signal.SIGTERM, signal.SIGINT) if worker is None else (signal.SIGTERM,):
-        loop.add_signal_handler(signum, _on_signal, http, dataplane, config.drain_seconds)
+        loop.add_signal_handler(signum, _on_signal, http, grpc_server, dataplane, config.drain_seconds)
 
-    await grpc_server.start()
+    await grpc_server.start(grpc_socket, grpc_tls(config))
     if payload_logger is not None:
         payload_logger.start()
-    load = asyncio.create_task(_load(dataplane, config, http, worker))
+    load = asyncio.create_task(_load(dataplane, config, http, worker, fetch))
     scheme = "https" if config.tls else "http"
     logger.info(
         "serving model %r (%s) on %s://%s:%d and gRPC %s",
@@ -182,14 +181,17 @@ async def serve(config: ServerConfig, http_socket: socket.socket, worker: _Worke
     return dataplane.load_error is None
 
 
-def _on_signal(http: uvicorn.Server, dataplane: DataPlane, drain_seconds: float) -> None:
+def _on_signal(
+    http: uvicorn.Server, grpc_server: GrpcServer, dataplane: DataPlane, drain_seconds: float
+) -> None:
     """Drain first, then stop gracefully; a second signal, or one while not ready, stops at once.
 
     The kubelet signals as it marks the endpoint terminating, but kube-proxy routes to it until its
     next sync: a server that stopped listening at once would refuse those connections. While
     draining, readiness says no and both listeners serve as usual, but REST keep-alive ends.
     Nothing is routed to a server that is not ready (still loading, or already draining), so it has
-    nothing to drain.
+    nothing to drain. gRPC's connections get GOAWAY, idle ones at once, busy ones after their next
+    answer, as do those opened while draining.
     """
     if drain_seconds == 0 or not dataplane.ready():
         http.should_exit = True
@@ -200,12 +202,17 @@ def _on_signal(http: uvicorn.Server, dataplane: DataPlane, drain_seconds: float)
     # response while draining) says `Connection: close`, so clients reconnect elsewhere.
     for connection in list(http.server_state.connections):
         connection.shutdown()
+    grpc_server.drain()
     logger.info("draining for %gs: not ready, still serving, then stopping", drain_seconds)
     asyncio.get_running_loop().call_later(drain_seconds, setattr, http, "should_exit", True)
 
 
 async def _load(
-    dataplane: DataPlane, config: ServerConfig, http: uvicorn.Server, worker: _WorkerSlot | None
+    dataplane: DataPlane,
+    config: ServerConfig,
+    http: uvicorn.Server,
+    worker: _WorkerSlot | None,
+    fetch: ModelFetch | None,
 ) -> None:
     """Load the model; if it fails, leave the reason for the kubelet and stop serving.
 
@@ -214,13 +221,23 @@ async def _load(
     An exit puts the reason in the container's `lastState.terminated.message`, where the operator
     reads it into the InferenceService's condition, as KServe's own servers do.
     """
-    failure = await _model_dir_appeared(config.model_dir) or await dataplane.load()
+    failure = await _model_in_place(config.model_dir, fetch, dataplane) or await dataplane.load()
     if failure is None:
         if worker is not None:
             worker.mark_loaded()
         return
+    dataplane.load_error = dataplane.load_error or failure
     write_termination_message(config.termination_log, failure)
     http.should_exit = True
+
+
+async def _model_in_place(model_dir: Path, fetch: ModelFetch | None, dataplane: DataPlane) -> str | None:
+    """Wait for the model's files: the server's own download, while the format's library is imported;
+    else, with MODEL_INIT_MODE=async, the directory's appearance. The failure, if they never come."""
+    if fetch is None:
+        return await _model_dir_appeared(model_dir)
+    failure, _ = await asyncio.gather(fetch.result(), dataplane.prepare())
+    return failure
 
 
 async def _model_dir_appeared(model_dir: Path) -> str | None:
@@ -276,18 +293,23 @@ def _worker(config: ServerConfig, http_socket: socket.socket, worker: _WorkerSlo
         sys.exit(1)
 
 
-def run(config: ServerConfig) -> None:
-    """One process per worker; the HTTP socket is bound once here and shared, gRPC uses SO_REUSEPORT.
+def run(config: ServerConfig, fetch: ModelFetch | None = None) -> None:
+    """One process per worker; the HTTP socket is bound once here and shared, gRPC's with SO_REUSEPORT.
 
     Exits 1 when the model fails to load. With workers, one that exits non-zero (its model failed
     to load) stops the others, and the server exits 1 all the same. The supervisor passes each
     SIGTERM or SIGINT on to the workers as SIGTERM: the first makes each drain, a second stops them.
     """
-    http_socket = bind_http(config)
+    http_socket = bind(config.host, config.http_port, "HTTP")
     if config.workers == 1:
-        if not uvloop.run(serve(config, http_socket)):
+        if not uvloop.run(serve(config, http_socket, fetch=fetch)):
             sys.exit(1)
         return
+    # Workers are processes of their own: they start once the model is in place.
+    failure = fetch.wait() if fetch is not None else None
+    if failure is not None:
+        write_termination_message(config.termination_log, failure)
+        sys.exit(1)
     with tempfile.TemporaryDirectory(prefix="kubeserve-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         context = multiprocessing.get_context("spawn")

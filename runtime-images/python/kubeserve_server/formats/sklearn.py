@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,11 @@ class SKLearnModel(TabularModel):
     suffixes = (".joblib", ".pkl", ".pickle")
 
     _estimator: Any = None
+
+    def prepare(self) -> None:
+        # Unpickling an estimator imports scikit-learn; its package's own import (scipy, the base
+        # classes) is most of that time, and the same for every estimator.
+        importlib.import_module("sklearn")
 
     def load(self) -> None:
         path = self.model_file(self.suffixes)
