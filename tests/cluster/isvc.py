@@ -92,8 +92,17 @@ class Isvcs:
         return _condition_in(self.get(name), kind)
 
     def wait_condition(
-        self, name: str, kind: str, status: str = "True", reason: str | None = None, timeout: float = 30.0
+        self,
+        name: str,
+        kind: str,
+        status: str = "True",
+        reason: str | None = None,
+        timeout: float = 30.0,
+        message_has: str = "",
     ) -> dict[str, Any]:
+        """`message_has` waits out earlier messages of the same reason, written before the
+        operator observed what the test is about (a pod's state arrives after its Deployment's)."""
+
         def probe() -> dict[str, Any] | None:
             body = self.get(name)
             current = body.get("status", {}).get("observedGeneration") == body["metadata"]["generation"]
@@ -103,11 +112,14 @@ class Isvcs:
                 and found
                 and found["status"] == status
                 and (reason is None or found.get("reason") == reason)
+                and message_has in found.get("message", "")
             ):
                 return found
             return None
 
-        return eventually(probe, timeout, f"{kind}={status} ({reason or 'any reason'}) on {name}")
+        return eventually(
+            probe, timeout, f"{kind}={status} ({reason or 'any reason'}, {message_has!r}) on {name}"
+        )
 
     def wait_ready(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
         """Wait for Ready=True written for the current generation: a status left from before the

@@ -414,12 +414,15 @@ def test_a_canary_that_never_becomes_ready_keeps_all_traffic_on_stable(
     v1 = start(isvcs, isvc(1))
     broken = isvc(2, 30, pod_annotations={SIMULATE_ANNOTATION: "never-ready"})
     v2 = new_revision(isvcs, broken, v1)
-    condition = isvcs.wait_condition(NAME, "PredictorCanaryReady", "False", "RolloutInProgress")
+    condition = isvcs.wait_condition(
+        NAME,
+        "PredictorCanaryReady",
+        "False",
+        "RolloutInProgress",
+        message_has="is running but not Ready: containers with unready status: [kserve-container]",
+    )
     assert f"canary {v2} gets 0% of the traffic until it is Ready (30% requested)" in condition["message"]
     assert f"{v1} keeps 100%" in condition["message"]
-    assert (
-        "is running but not Ready: containers with unready status: [kserve-container]" in condition["message"]
-    )
     assert split(isvcs) == [(v1, 100), (v2, 0)]
     assert weights(kube, namespace) == [(f"{NAME}-predictor-stable", 100), (f"{NAME}-predictor-canary", 0)]
     assert isvcs.condition(NAME, "PredictorReady")["status"] == "True"  # type: ignore[index]
