@@ -50,21 +50,20 @@ def test_storage_reads_its_storage_config_entry_by_reference(
         )
     )
     pod = pod_spec(kube, namespace, "spec-iris-predictor")
-    [init] = pod["initContainers"]
-    assert init["name"] == "storage-initializer"
-    assert init["args"] == ["<scheme-placeholder>://sklearn/iris", "/mnt/models"]
-    assert init["env"] == [
+    # kubeserve-server fetches its own model: the initializer's arguments and environment are its.
+    assert "initContainers" not in pod
+    server = pod["containers"][0]
+    env = [entry for entry in server["env"] if entry["name"].startswith("STORAGE_")]
+    assert env == [
         {
             "name": "STORAGE_CONFIG",
             "valueFrom": {"secretKeyRef": {"name": "team-buckets", "key": "minio", "optional": False}},
         },
         {"name": "STORAGE_OVERRIDE_CONFIG", "value": '{"region":"eu-1"}'},
+        {"name": "STORAGE_URI", "value": "<scheme-placeholder>://sklearn/iris"},
     ]
-    assert init["volumeMounts"] == [{"name": "kserve-provision-location", "mountPath": "/mnt/models"}]
     assert {"name": "kserve-provision-location", "emptyDir": {}} in pod["volumes"]
-    assert {"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": True} in pod[
-        "containers"
-    ][0]["volumeMounts"]
+    assert {"name": "kserve-provision-location", "mountPath": "/mnt/models"} in server["volumeMounts"]
     isvcs.wait_ready("spec-iris")
 
 

@@ -22,6 +22,15 @@ def shipped_runtimes() -> list[ClusterServingRuntime]:
     ]
 
 
+def initializer_runtimes() -> list[ClusterServingRuntime]:
+    """The shipped runtimes, kubeserve-server with its storage initializer on (it ships fetching its
+    model itself): for the tests of what the initializer gets."""
+    runtimes = shipped_runtimes()
+    for runtime in runtimes:
+        runtime.spec.storage_helper = None
+    return runtimes
+
+
 def service(
     spec: dict[str, Any], name: str = "iris", namespace: str = "ml", **metadata: Any
 ) -> InferenceService:

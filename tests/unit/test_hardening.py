@@ -11,7 +11,7 @@ from kubeserve.config import OperatorConfig, PodSecurityConfig
 from kubeserve.planning.hardening import RESTRICTED, loosening, merged
 from kubeserve.planning.plan import Plan, PlanningError, plan_service
 from kubeserve.status.compute import Observed, compute_status
-from tests.unit.planning_inputs import REPO, SKLEARN, example, inputs, service
+from tests.unit.planning_inputs import REPO, SKLEARN, example, initializer_runtimes, inputs, service
 
 TRANSFORMER = {"containers": [{"name": "tx", "image": "registry.example/tx:1"}]}
 
@@ -44,7 +44,7 @@ def test_every_container_of_every_example_is_restricted_and_nothing_loosens_it(f
 def test_transformers_custom_containers_and_init_containers_are_restricted_too() -> None:
     spec = {**SKLEARN, "transformer": TRANSFORMER}
     spec["predictor"] = {**spec["predictor"], "initContainers": [{"name": "warm", "image": "busybox:1"}]}
-    plan = plan_service(service(spec), inputs())
+    plan = plan_service(service(spec), inputs(cluster_runtimes=initializer_runtimes()))
     names = {c["name"]: c["securityContext"] for c in containers(plan)}
     assert {"tx", "warm", "storage-initializer", "kserve-container"} <= set(names)
     assert names["tx"] == RESTRICTED and names["warm"] == RESTRICTED

@@ -10,7 +10,7 @@ from kubeserve.api.serving_runtime import ServingRuntime
 from kubeserve.planning.naming import LABEL_REVISION, LABEL_RUNTIME, LABEL_SERVICE
 from kubeserve.planning.plan import LABEL_TRACK, Plan, PlanningError, plan_service
 from kubeserve.planning.pods import with_version
-from tests.unit.planning_inputs import REPO, SKLEARN, example, inputs, service
+from tests.unit.planning_inputs import REPO, SKLEARN, example, initializer_runtimes, inputs, service
 
 
 def by_key(plan: Plan) -> dict[tuple[str, str], dict[str, Any]]:
@@ -63,9 +63,7 @@ def test_the_runtime_container_is_templated_and_the_model_args_appended() -> Non
     assert container["args"][:3] == ["--model_name=iris", "--model_dir=/mnt/models", "--model_format=sklearn"]
     assert container["args"][-1] == "--workers=2"
     assert {"name": "A", "value": "1"} in container["env"]
-    assert {"mountPath": "/mnt/models", "name": "kserve-provision-location", "readOnly": True} in container[
-        "volumeMounts"
-    ]
+    assert {"mountPath": "/mnt/models", "name": "kserve-provision-location"} in container["volumeMounts"]
 
 
 def test_model_fields_replace_the_runtimes_and_runtime_version_replaces_the_tag() -> None:
@@ -103,25 +101,62 @@ def test_runtime_version_replaces_tag_or_digest_and_leaves_registry_ports_alone(
 
 
 def test_the_storage_initializer_fetches_into_the_model_dir() -> None:
-    plan = plan_service(service(SKLEARN), inputs())
+    plan = plan_service(service(SKLEARN), inputs(cluster_runtimes=initializer_runtimes()))
     pod = by_key(plan)[("Deployment", "iris-predictor")]["spec"]["template"]["spec"]
     assert pod["initContainers"][0]["name"] == "storage-initializer"
     assert pod["initContainers"][0]["args"] == ["s3://models/iris", "/mnt/models"]
     assert {"name": "kserve-provision-location", "emptyDir": {}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert mounts == [{"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": True}]
+    assert "STORAGE_URI" not in {entry["name"] for entry in pod["containers"][0].get("env", [])}
+
+
+S3_READER = {
+    "metadata": {"name": "s3-reader", "annotations": {"serving.kserve.io/s3-endpoint": "minio:9000"}},
+    "secrets": [{"name": "s3-creds"}],
+}
 
 
 def test_the_service_accounts_secrets_reach_the_initializer_by_reference() -> None:
     spec = {"predictor": {**SKLEARN["predictor"], "serviceAccountName": "s3-reader"}}
-    account = {
-        "metadata": {"name": "s3-reader", "annotations": {"serving.kserve.io/s3-endpoint": "minio:9000"}},
-        "secrets": [{"name": "s3-creds"}],
-    }
-    plan = plan_service(service(spec), inputs(service_accounts={"s3-reader": account}))
+    runtimes = initializer_runtimes()
+    plan = plan_service(
+        service(spec), inputs(service_accounts={"s3-reader": S3_READER}, cluster_runtimes=runtimes)
+    )
     pod = by_key(plan)[("Deployment", "iris-predictor")]["spec"]["template"]["spec"]
     init = pod["initContainers"][0]
     assert init["envFrom"] == [{"secretRef": {"name": "s3-creds", "optional": True}}]
     assert {"name": "S3_ENDPOINT", "value": "minio:9000"} in init["env"]
     assert pod["serviceAccountName"] == "s3-reader"
+
+
+def test_a_runtime_without_its_storage_helper_fetches_the_model_itself_with_the_same_credentials() -> None:
+    """kubeserve-server ships so: the download overlaps the server's start, with no init container."""
+    spec = {"predictor": {**SKLEARN["predictor"], "serviceAccountName": "s3-reader"}}
+    plan = plan_service(service(spec), inputs(service_accounts={"s3-reader": S3_READER}))
+    pod = by_key(plan)[("Deployment", "iris-predictor")]["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    server = pod["containers"][0]
+    assert {"name": "STORAGE_URI", "value": "s3://models/iris"} in server["env"]
+    assert {"name": "S3_ENDPOINT", "value": "minio:9000"} in server["env"]
+    assert server["envFrom"] == [{"secretRef": {"name": "s3-creds", "optional": True}}]
+    assert server["volumeMounts"] == [{"name": "kserve-provision-location", "mountPath": "/mnt/models"}]
+    assert {"name": "kserve-provision-location", "emptyDir": {}} in pod["volumes"]
+
+
+def test_several_storage_uris_keep_the_initializer_even_when_the_runtime_fetches_its_own_model() -> None:
+    predictor = {
+        "model": {"modelFormat": {"name": "sklearn"}},
+        "storageUris": [
+            {"uri": "s3://b/model", "mountPath": "/mnt/models/model"},
+            {"uri": "s3://b/vocab", "mountPath": "/mnt/models/vocab"},
+        ],
+    }
+    pod = by_key(plan_service(service({"predictor": predictor}), inputs()))[("Deployment", "iris-predictor")]
+    spec = pod["spec"]["template"]["spec"]
+    [init] = spec["initContainers"]
+    assert init["args"] == ["s3://b/model", "/mnt/models/model", "s3://b/vocab", "/mnt/models/vocab"]
+    assert "STORAGE_URI" not in {entry["name"] for entry in spec["containers"][0].get("env", [])}
 
 
 def test_an_autoscaler_only_when_the_component_may_scale() -> None:

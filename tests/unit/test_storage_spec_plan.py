@@ -12,7 +12,7 @@ from kubeserve.api.components import ModelSpec, StorageUri
 from kubeserve.config import OperatorConfig
 from kubeserve.planning.plan import PlanningError, plan_service
 from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_model_storage
-from tests.unit.planning_inputs import inputs, service
+from tests.unit.planning_inputs import initializer_runtimes, inputs, service
 
 CONFIG = OperatorConfig.model_validate({"storageInitializer": {"image": "registry.example.com/init:7"}})
 ACCOUNT = {
@@ -229,7 +229,7 @@ def test_gs_entries_get_the_gcs_key_file() -> None:
 
 
 def deployment(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
-    plan = plan_service(service(spec, **metadata), inputs())
+    plan = plan_service(service(spec, **metadata), inputs(cluster_runtimes=initializer_runtimes()))
     (found,) = [obj for obj in plan.objects if obj["kind"] == "Deployment"]
     return found
 

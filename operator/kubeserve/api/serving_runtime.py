@@ -35,6 +35,15 @@ class SupportedModelFormat(ApiModel):
     """Rank among auto-selectable runtimes of the same format, higher first; used with autoSelect only."""
 
 
+class StorageHelper(ApiModel):
+    """KServe's switch for the storage initializer of the runtime's pods."""
+
+    disabled: bool = False
+    """Whether the runtime fetches its model itself: no storage-initializer init container runs; the
+    model server gets the model's location as STORAGE_URI, the initializer's credentials and a
+    writable model directory. A pod then starts its server without waiting for the download."""
+
+
 class ServingRuntimeSpec(PodCommon):
     """A pod template for a model server and the formats and protocols it serves."""
 
@@ -59,6 +68,8 @@ class ServingRuntimeSpec(PodCommon):
     """Containers of the model server pod, the model server first. Their args and env values may hold
     templates over the service (name, namespace, labels, annotations), the model directory and the protocol.
     A component's own args are appended to the first container's."""
+    storage_helper: StorageHelper | None = None
+    """The storage initializer; on unless `disabled`."""
     accelerator_images: (
         Annotated[dict[str, Annotated[str, Field(pattern=IMAGE_PATTERN)]], Field(max_length=32)] | None
     ) = None

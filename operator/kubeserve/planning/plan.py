@@ -37,7 +37,7 @@ from kubeserve.planning.scaled_object import build_scaled_object
 from kubeserve.planning.scaling_mode import AUTOSCALER_CLASS, InvalidAnnotation, scaling_mode
 from kubeserve.planning.server_settings import unsupported_fields, unsupported_spec
 from kubeserve.planning.service import build_service
-from kubeserve.planning.storage import StoragePlan, StorageUriError, plan_model_storage
+from kubeserve.planning.storage import StoragePlan, StorageUriError, fetched_by_runtime, plan_model_storage
 from kubeserve.planning.templating import TemplateError
 from kubeserve.planning.traffic import (
     MIRROR_ANNOTATION,
@@ -136,14 +136,17 @@ def _storage(
     inputs: PlanInputs,
     component: str,
     service: InferenceService,
+    runtime: RuntimeChoice | None,
 ) -> StoragePlan:
     account = inputs.service_accounts.get(spec.service_account_name or "default")
     try:
-        return plan_model_storage(
+        plan = plan_model_storage(
             model, spec.storage_uris, account, inputs.config, service.metadata.annotations
         )
     except StorageUriError as error:
         raise PlanningError(component, "InvalidStorageUri", str(error)) from error
+    helper = runtime.runtime.spec.storage_helper if runtime else None
+    return fetched_by_runtime(plan) if helper is not None and helper.disabled else plan
 
 
 def _pod_template(
@@ -167,7 +170,7 @@ def _pod_template(
         component=component,
         spec=spec,
         placement=placement,
-        storage=_storage(model, spec, inputs, component, service),
+        storage=_storage(model, spec, inputs, component, service, runtime),
         runtime=runtime,
         model=model,
         predictor_host=None

@@ -180,6 +180,8 @@ def _finish_serving_container(container: dict[str, Any], parts: PodParts) -> dic
         container["volumeMounts"] = [*container.get("volumeMounts", []), *parts.storage.model_mounts]
     if parts.storage.server_env:
         container["env"] = _merge_env(list(parts.storage.server_env), container.get("env", []))
+    if parts.storage.server_env_from:
+        container["envFrom"] = [*container.get("envFrom", []), *parts.storage.server_env_from]
     if parts.placement.added_limits:
         resources = container.setdefault("resources", {})
         resources["limits"] = {**resources.get("limits", {}), **parts.placement.added_limits}

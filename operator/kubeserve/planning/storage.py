@@ -48,7 +48,7 @@ import json
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubeserve.api.common import IMAGE_PATTERN
@@ -102,6 +102,9 @@ PLACEHOLDER_SCHEME = "<scheme-placeholder>"
 """KServe's stand-in for the scheme and bucket of a storage.path: only the storage-config entry, which
 the initializer reads and the operator never does, knows them."""
 
+STORAGE_URI_ENV = "STORAGE_URI"
+"""KServe's variable naming the model a runtime fetches itself."""
+
 STORAGE_URI_CHOICES = (
     "gs://, s3://, https://, http://, hf://, oci://, oci+native://, pvc://<claim>/<path> or an absolute path"
 )
@@ -124,6 +127,8 @@ class StoragePlan:
     """Containers that run beside the model server (the modelcar)."""
     server_env: tuple[dict[str, Any], ...] = ()
     """Environment the model server gets unless it sets the same names itself."""
+    server_env_from: tuple[dict[str, Any], ...] = ()
+    """Sources of environment the model server gets (the credentials of a download it does itself)."""
     shares_processes: bool = False
     """The pod shares one process namespace, and the model server, the sidecars and these init containers
     run as one user and group (`shared_identity`)."""
@@ -167,6 +172,26 @@ def plan_storage(
         return _image_volume_plan(_image_reference(storage_uri, scheme, rest))
     _check_download(storage_uri)
     return _download_plan([storage_uri, MODEL_DIR], MODEL_DIR, {scheme}, service_account or {}, config)
+
+
+def fetched_by_runtime(plan: StoragePlan) -> StoragePlan:
+    """The plan for a runtime whose storage helper is disabled: its model server fetches the model
+    itself, so no init container runs and the download overlaps the server's own start (an
+    initializer must end, and the kubelet notice it, before the server's container starts). The
+    server gets what the initializer would have: the location as STORAGE_URI (KServe's variable), its
+    environment and credentials, and the download volume, writable. Anything but one download into
+    the model directory (several storageUris) keeps its initializer."""
+    initializer = next((c for c in plan.init_containers if c["name"] == INITIALIZER), None)
+    if initializer is None or len(initializer["args"]) != 2 or initializer["args"][1] != plan.model_dir:
+        return plan
+    location = {"name": STORAGE_URI_ENV, "value": initializer["args"][0]}
+    return replace(
+        plan,
+        init_containers=tuple(c for c in plan.init_containers if c is not initializer),
+        model_mounts=tuple(initializer["volumeMounts"]),
+        server_env=(*plan.server_env, *initializer.get("env", ()), location),
+        server_env_from=(*plan.server_env_from, *initializer.get("envFrom", ())),
+    )
 
 
 def _check_download(uri: str, field: str = "storageUri", choices: str = STORAGE_URI_CHOICES) -> None:
