@@ -15,15 +15,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeVar
 
-import grpc
 import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from kubeserve_server.dataplane import DataPlane
 from kubeserve_server.errors import InferenceError, InvalidInput
+from kubeserve_server.grpc_http2 import GrpcError, Method, StatusCode
 from kubeserve_server.metrics import Metrics
 from kubeserve_server.offload import Offload
 from kubeserve_server.payload_log import PayloadLogger
@@ -45,7 +45,7 @@ from kubeserve_server.protocol import (
 logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+RequestT = TypeVar("RequestT", bound=Message)
 
 # Which typed `InferTensorContents` field carries each datatype (FP16 has none: raw only).
 CONTENTS_FIELDS = {
@@ -63,11 +63,11 @@ CONTENTS_FIELDS = {
     "BYTES": "bytes_contents",
 }
 _STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+    400: StatusCode.INVALID_ARGUMENT,
+    404: StatusCode.NOT_FOUND,
+    413: StatusCode.RESOURCE_EXHAUSTED,
+    503: StatusCode.UNAVAILABLE,
+    504: StatusCode.DEADLINE_EXCEEDED,
 }
 # Typed contents are read at their widest first, so narrower datatypes can be range-checked.
 _WIDE = {"i": np.dtype(np.int64), "u": np.dtype(np.uint64)}
@@ -213,33 +213,33 @@ class InferenceServicer:
         self._parse = partial(parse_infer_call, keep_json=payload_logger is not None)
         self._tracker = metrics.track("grpc-v2")
 
-    async def server_live(self, request: pb.ServerLiveRequest, context: Context) -> Message:
+    async def server_live(self, request: pb.ServerLiveRequest) -> Message:
         return pb.ServerLiveResponse(live=self.dataplane.live())
 
-    async def server_ready(self, request: pb.ServerReadyRequest, context: Context) -> Message:
+    async def server_ready(self, request: pb.ServerReadyRequest) -> Message:
         return pb.ServerReadyResponse(ready=self.dataplane.ready())
 
-    async def model_ready(self, request: pb.ModelReadyRequest, context: Context) -> Message:
+    async def model_ready(self, request: pb.ModelReadyRequest) -> Message:
         try:
             return pb.ModelReadyResponse(
                 ready=self.dataplane.model_ready(request.name, request.version or None)
             )
         except InferenceError as error:
-            await _abort(context, error)
+            raise _status(error) from None
 
-    async def server_metadata(self, request: pb.ServerMetadataRequest, context: Context) -> Message:
+    async def server_metadata(self, request: pb.ServerMetadataRequest) -> Message:
         return pb.ServerMetadataResponse(**self.dataplane.server_metadata())
 
-    async def model_metadata(self, request: pb.ModelMetadataRequest, context: Context) -> Message:
+    async def model_metadata(self, request: pb.ModelMetadataRequest) -> Message:
         try:
             metadata = self.dataplane.model_metadata(request.name, request.version or None)
         except InferenceError as error:
-            await _abort(context, error)
+            raise _status(error) from None
         return pb.ModelMetadataResponse(**metadata)
 
-    async def model_infer(self, body: bytes, context: Context) -> Message:
+    async def model_infer(self, body: bytes) -> Message:
         """A large message waits for a large-request slot, then is parsed off the loop; its model
-        call runs in a thread (the message is in memory already: gRPC's C core read it whole)."""
+        call runs in a thread (the message is in memory already: grpc_http2.py reads it whole)."""
         started = self._tracker.start()
         try:
             async with self.offload.admission() as admission:
@@ -251,13 +251,13 @@ class InferenceServicer:
                 answer = encode_response(response, raw=call.raw)
         except InferenceError as error:
             self.metrics.error("grpc-v2", error.status)
-            await _abort(context, error)
+            raise _status(error) from None
         except Exception:
             logger.exception("ModelInfer failed")
             self.metrics.error("grpc-v2", 500)
-            await _abort(
-                context, InferenceError("internal error in ModelInfer; the server log has the details")
-            )
+            raise _status(
+                InferenceError("internal error in ModelInfer; the server log has the details")
+            ) from None
         finally:
             self._tracker.finish(started)
         if self.payload_logger is not None and call.json is not None:
@@ -268,29 +268,39 @@ class InferenceServicer:
             )
         return answer
 
-    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
-        """ModelInfer gets its message as bytes (None: no deserializer), the others parsed."""
-        methods: dict[str, tuple[Callable[[Any, Context], Awaitable[Message]], type[Message] | None]] = {
-            "ServerLive": (self.server_live, pb.ServerLiveRequest),
-            "ServerReady": (self.server_ready, pb.ServerReadyRequest),
-            "ModelReady": (self.model_ready, pb.ModelReadyRequest),
-            "ServerMetadata": (self.server_metadata, pb.ServerMetadataRequest),
-            "ModelMetadata": (self.model_metadata, pb.ModelMetadataRequest),
-            "ModelInfer": (self.model_infer, None),
+    def methods(self) -> dict[str, Method]:
+        """Each method by its path, taking and answering serialized messages; ModelInfer parses its own."""
+        return {
+            f"/{SERVICE}/ServerLive": _parsed(self.server_live, pb.ServerLiveRequest),
+            f"/{SERVICE}/ServerReady": _parsed(self.server_ready, pb.ServerReadyRequest),
+            f"/{SERVICE}/ModelReady": _parsed(self.model_ready, pb.ModelReadyRequest),
+            f"/{SERVICE}/ServerMetadata": _parsed(self.server_metadata, pb.ServerMetadataRequest),
+            f"/{SERVICE}/ModelMetadata": _parsed(self.model_metadata, pb.ModelMetadataRequest),
+            f"/{SERVICE}/ModelInfer": _serialized(self.model_infer),
         }
-        return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                name: grpc.unary_unary_rpc_method_handler(
-                    function,
-                    request_deserializer=request_type.FromString if request_type else None,
-                    response_serializer=lambda message: message.SerializeToString(),
-                )
-                for name, (function, request_type) in methods.items()
-            },
-        )
 
 
-async def _abort(context: Context, error: InferenceError) -> NoReturn:
-    """Answer with the gRPC status matching the error's HTTP status (abort always raises)."""
-    await context.abort(_STATUS_CODES.get(error.status, grpc.StatusCode.INTERNAL), error.message)
+def _parsed(function: Callable[[RequestT], Awaitable[Message]], request_type: type[RequestT]) -> Method:
+    """`function` taking its request as bytes (INVALID_ARGUMENT if they are no such message)."""
+
+    async def call(body: bytes) -> bytes:
+        try:
+            request = request_type.FromString(body)
+        except DecodeError as error:
+            message = f"{request_type.__name__} is not a valid protobuf message: {error}"
+            raise GrpcError(StatusCode.INVALID_ARGUMENT, message) from None
+        return (await function(request)).SerializeToString()
+
+    return call
+
+
+def _serialized(function: Callable[[bytes], Awaitable[Message]]) -> Method:
+    async def call(body: bytes) -> bytes:
+        return (await function(body)).SerializeToString()
+
+    return call
+
+
+def _status(error: InferenceError) -> GrpcError:
+    """The gRPC status matching the error's HTTP status."""
+    return GrpcError(_STATUS_CODES.get(error.status, StatusCode.INTERNAL), error.message)
