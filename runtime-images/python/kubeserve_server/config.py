@@ -158,14 +158,16 @@ def parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=DEFAULT_HEADER_TIMEOUT,
         help="seconds for a REST request's headers to arrive, from the connection's start or the "
-        "request's first byte; late ones get 408 and the connection is closed",
+        "request's first byte; late ones get 408 and the connection is closed. gRPC: for the TLS "
+        "handshake, the HTTP/2 preface and each request's header block",
     )
     p.add_argument(
         "--body_timeout",
         "--body-timeout",
         type=_positive_seconds,
         default=DEFAULT_BODY_TIMEOUT,
-        help="seconds for a REST request's whole body to arrive once it is read; late ones get 408",
+        help="seconds for a REST request's whole body (or a gRPC request's message) to arrive once it "
+        "is read; late ones get 408 (gRPC: DEADLINE_EXCEEDED)",
     )
     p.add_argument(
         "--container_concurrency",
