@@ -241,6 +241,10 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed or self._close_after_flush:
             return
+        # What these frames make us send (PING and SETTINGS acknowledgements, window updates) waits
+        # for the answers of the calls they start, so that one write carries all: the flush is
+        # queued after the calls' tasks, whose first step answers an inline model's call.
+        queued, self._flush_scheduled = self._flush_scheduled, True
         try:
             if self._preface is not None:
                 rest = self._read_preface(data)
@@ -273,6 +277,9 @@ class _Connection(asyncio.Protocol):
                     return
         except ProtocolError as error:
             self._fail(error.code, str(error))
+        finally:
+            if not queued:
+                self._loop.call_soon(self._flush)
 
     def eof_received(self) -> bool | None:
         return None  # close: a unary call's client has nothing to wait for once it stops sending
