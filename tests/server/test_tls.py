@@ -56,7 +56,7 @@ def test_tls_on_rest_and_grpc(tmp_path: Path, ca: trustme.CA, sklearn_iris: Trai
             )
         with grpc.insecure_channel(server.grpc_target) as channel, pytest.raises(grpc.RpcError):
             GrpcClient(channel).call("ServerLive", pb.ServerLiveRequest(), pb.ServerLiveResponse, timeout=2)
-    # Refused handshakes included, every line the server wrote is JSON (gRPC's own logging too).
+    # Refused handshakes included, every line the server wrote is JSON.
     assert server.logs()
 
 

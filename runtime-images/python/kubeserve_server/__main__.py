@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -15,11 +14,8 @@ from kubeserve_server.model_fetch import ModelFetch
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_args(argv)
     logs.configure(config.log_level)
-    # Started before the server's imports, so that the download overlaps them.
+    # Started before the server's imports (hence the import below), so that the download overlaps them.
     fetch = ModelFetch(config.storage_uri, config.model_dir) if config.storage_uri else None
-    # gRPC's C core writes its own plain-text lines to stderr; keep them to errors so the log stays
-    # JSON. It reads the variable when grpc is first imported, hence the import below.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from kubeserve_server.server import run
 
     try:
