@@ -13,7 +13,8 @@ from tests.cluster.isvc import Isvcs, example
 from tests.polling import eventually
 
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
-    ("env-name", {"env": [{"name": "BAD=NAME", "value": "1"}]}, "env[0].name"),
+    # env[0] is the server's STORAGE_URI: kubeserve-server fetches its own model.
+    ("env-name", {"env": [{"name": "BAD=NAME", "value": "1"}]}, "env[1].name"),
     (
         "privileged-without-escalation",
         {"securityContext": {"privileged": True, "allowPrivilegeEscalation": False}},

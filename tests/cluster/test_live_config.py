@@ -39,8 +39,9 @@ def test_a_config_change_re_plans_services_without_a_restart_and_a_bad_one_is_re
     args += ("--log-format", "json")
     with running_operator(kubeconfig, tmp_path / "operator.log", *args) as process:
         isvcs = Isvcs(kube, namespace)
-        isvcs.apply(example("sklearn-iris.yaml"))
-        isvcs.wait_ready("sklearn-iris")
+        # TensorFlow Serving has a storage initializer (kubeserve-server fetches its own model).
+        isvcs.apply(example("tensorflow-serving.yaml"))
+        isvcs.wait_ready("tf-flowers")
         assert _init_image(kube, namespace) == "example.com/init:1"
 
         core.patch_namespaced_config_map(CONFIG_MAP, namespace, {"data": _config("example.com/init:2")})
@@ -58,18 +59,18 @@ def test_a_config_change_re_plans_services_without_a_restart_and_a_bad_one_is_re
         assert event.message == "config.yaml: storageInitializer.imag: Extra inputs are not permitted"
 
         # The configuration in force stays, for existing and new services alike.
-        other = example("sklearn-iris.yaml")
-        other["metadata"]["name"] = "iris-after"
+        other = example("tensorflow-serving.yaml")
+        other["metadata"]["name"] = "flowers-after"
         isvcs.apply(other)
-        isvcs.wait_ready("iris-after")
+        isvcs.wait_ready("flowers-after")
         deployments = k8s.AppsV1Api(kube).list_namespaced_deployment(namespace).items
-        assert {c.image for d in deployments for c in d.spec.template.spec.init_containers} == {
+        assert {c.image for d in deployments for c in d.spec.template.spec.init_containers or []} == {
             "example.com/init:2"
         }
         assert process.poll() is None, "the operator exited"
     lines = [json.loads(line) for line in (tmp_path / "operator.log").read_text().splitlines()]
     refused = [line for line in lines if "refused, the configuration in force stays" in line["message"]]
     assert refused and refused[0]["severity"] == "error"
-    decisions = [line for line in lines if line.get("isvc") == f"{namespace}/sklearn-iris"]
+    decisions = [line for line in lines if line.get("isvc") == f"{namespace}/tf-flowers"]
     assert any(line.get("applied") for line in decisions), "no structured line for the applied children"
     assert any(line.get("ready") == "True" for line in decisions), "no structured line for Ready"

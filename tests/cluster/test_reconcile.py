@@ -38,7 +38,9 @@ def test_sklearn_example_becomes_ready_with_its_children(
     pod = deployment.spec.template.spec
     assert pod.containers[0].image.startswith("ghcr.io/kubeserve/model-server:")
     assert "--model_name=sklearn-iris" in pod.containers[0].args
-    assert pod.init_containers[0].args == [body["spec"]["predictor"]["model"]["storageUri"], "/mnt/models"]
+    assert not pod.init_containers  # kubeserve-server fetches its own model
+    location = {(e.name, e.value) for e in pod.containers[0].env}
+    assert ("STORAGE_URI", body["spec"]["predictor"]["model"]["storageUri"]) in location
     service = core.read_namespaced_service("sklearn-iris-predictor", namespace)
     assert (service.spec.ports[0].port, service.spec.ports[0].target_port) == (80, 8080)
 
@@ -69,13 +71,14 @@ def test_every_example_becomes_ready(kube: k8s.ApiClient, namespace: str, operat
     names = [isvcs.apply(example(path.name))["metadata"]["name"] for path in sorted(EXAMPLES.glob("*.yaml"))]
     for name in names:
         isvcs.wait_ready(name, timeout=60)
-    init = (
+    # kubeserve-server fetches its own model, with the credentials the initializer would have had.
+    server = (
         k8s.AppsV1Api(kube)
         .read_namespaced_deployment("lightgbm-iris-predictor", namespace)
-        .spec.template.spec.init_containers[0]
+        .spec.template.spec.containers[0]
     )
-    assert [source.secret_ref.name for source in init.env_from] == ["s3-credentials"]
-    assert {(e.name, e.value) for e in init.env} >= {
+    assert [source.secret_ref.name for source in server.env_from] == ["s3-credentials"]
+    assert {(e.name, e.value) for e in server.env} >= {
         ("S3_ENDPOINT", "minio.storage:9000"),
         ("S3_USE_HTTPS", "0"),
     }
