@@ -27,7 +27,7 @@ import h2.settings
 import hpack
 import numpy as np
 import pytest
-from hyperframe.frame import ContinuationFrame, DataFrame, Frame, HeadersFrame, RstStreamFrame
+from hyperframe.frame import ContinuationFrame, DataFrame, Frame, HeadersFrame, PingFrame, RstStreamFrame
 
 from kubeserve_server.grpc_http2 import GrpcError, StatusCode, parse_timeout, percent_encoded
 from kubeserve_server.proto import grpc_predict_v2_pb2 as pb
@@ -431,3 +431,44 @@ def test_drain_sends_goaway_and_serves_new_connections_one_call_each(
         finally:
             idle.close()
             busy.close()
+
+
+def _resident_bytes(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()
+    return int(fields[0]) * 1024
+
+
+def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound(
+    edge_server: Server, sklearn_iris: Trained
+) -> None:
+    """A PING flood from a client that reads nothing: each PING asks for an acknowledgement, and a
+    server that kept reading would queue them without end. Once its answers back up, it reads no
+    more from that client (whose sending then stalls), and serves the others meanwhile."""
+    ping = PingFrame(0)
+    ping.opaque_data = b"12345678"
+    burst = ping.serialize() * 4096
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # so the kernel holds few of the answers
+    sock.settimeout(WAIT_SECONDS)
+    sock.connect(("127.0.0.1", edge_server.grpc_port))
+    reader = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    reader.initiate_connection()
+    sock.sendall(reader.data_to_send())
+    before = _resident_bytes(edge_server.process.pid)
+    sent, stalled = 0, False
+    sock.settimeout(2)
+    flood_ends = time.monotonic() + 8
+    with sock:
+        while time.monotonic() < flood_ends:
+            try:
+                sock.sendall(burst)
+            except TimeoutError:
+                stalled = True
+                break
+            sent += len(burst)
+        grown = _resident_bytes(edge_server.process.pid) - before
+        with grpc.insecure_channel(edge_server.grpc_target) as channel:
+            live = GrpcClient(channel).call("ServerLive", pb.ServerLiveRequest(), pb.ServerLiveResponse)
+    assert live.live
+    assert stalled, f"the server read all {sent} bytes of PINGs"
+    assert grown < 16 * 2**20, f"the server grew by {grown} bytes while {sent} bytes of PINGs came in"

@@ -238,6 +238,17 @@ class _Connection(asyncio.Protocol):
             self._forget(stream)
         self._out.clear()
 
+    def pause_writing(self) -> None:
+        # What we send has backed up: the client is not reading. Read nothing more from it until it
+        # has, or frames that each ask for an answer (PING, SETTINGS, calls) would queue answers
+        # without bound.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self._closed or self._close_after_flush:
             return
