@@ -67,6 +67,7 @@ from tests.node.workloads import (
     upload_models,
 )
 
+RUNTIME_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 NAME = "iris"
 PREDICTOR = f"{NAME}-predictor"
 STEPS = ("wake", "created", "scheduled", "init running", "init done", "server running", "Ready", "routed")
@@ -259,6 +260,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--window", type=int, default=30, help="iris's idle window, seconds")
+    parser.add_argument("--cpu-limit", help="iris's CPU limit, a quantity (default: its runtime's, 1 CPU)")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -284,6 +286,10 @@ def run(kube: k8s.ApiClient, operator_namespace: str, args: argparse.Namespace) 
         body, expected = {"instances": models.inputs}, models.sklearn_expected
         isvcs = Isvcs(kube, namespace)
         iris = served(NAME, "sklearn", "s3://models/sklearn/iris", minReplicas=0, maxReplicas=1)
+        if args.cpu_limit:
+            # The runtime's resources otherwise: the model's replace them whole.
+            limits = {"cpu": args.cpu_limit, "memory": "2Gi"}
+            iris["spec"]["predictor"]["model"]["resources"] = {"requests": RUNTIME_REQUESTS, "limits": limits}
         iris["metadata"]["annotations"] = {"serving.kubeserve.io/scale-to-zero-window": str(args.window)}
         isvcs.apply(iris)
         isvcs.wait_ready(NAME, timeout=180)
