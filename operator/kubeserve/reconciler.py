@@ -5,7 +5,9 @@ applies and writes status, then runs again if more events came meanwhile.
 A bad object gets a condition and an Event and the loop goes on with the
 others; a transient API failure is retried with backoff, and so is the
 operator's own failure (a bug), after it is logged, counted and shown on the
-service as a False condition.
+service as a False condition. A new spec (generation) ends the wait at once,
+as a new event does in controller-runtime's queue: the backoff spares the API
+server repeats of the same attempt, not the user's change.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class Reconciler:
         self.config = config
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
+        self._retrying: dict[Key, tuple[int | None, asyncio.Event]] = {}
+        """Services waiting out a backoff: the generation that failed, and what a newer one sets."""
         self._discovery = asyncio.Lock()
         # A burst (a thousand services applied, or a restart) plans a few services at a time: the rest
         # wait here holding nothing, and events that arrive meanwhile fold into their one reconcile.
@@ -167,14 +171,21 @@ class Reconciler:
                 self.view.record(resource.kind, "DELETED", body)
         self.enqueue_all()
 
-    def enqueue(self, namespace: str, name: str) -> None:
+    def enqueue(self, namespace: str, name: str, generation: int | None = None) -> None:
+        """Mark a service dirty; `generation`, from its own event, ends a backoff that an older one began."""
         key = (namespace, name)
         self._dirty.add(key)
+        retrying = self._retrying.get(key)
+        if retrying is not None and generation is not None and generation != retrying[0]:
+            retrying[1].set()
         if key not in self._running:
             self._running[key] = asyncio.create_task(self._work(key), name=f"reconcile {namespace}/{name}")
 
     def enqueue_all(self, namespace: str | None = None) -> None:
-        for key in self.view.keys("InferenceService", namespace):  # names only: no body decoded
+        """Every service (names only: no body decoded), those not Ready for their current spec first, as
+        slots are taken in order: a restart answers who waits before it re-examines the settled, and an
+        operator restarted again and again (each life shorter than a pass over all) still reaches them."""
+        for key in self.view.unsettled_first(INFERENCE_SERVICE.kind, namespace):
             self.enqueue(*key)
 
     async def stop(self) -> None:
@@ -238,9 +249,18 @@ class Reconciler:
             self._running.pop(key, None)
 
     async def _retry_later(self, key: Key, backoff: float) -> float:
-        """Mark the service for another reconcile after `backoff` seconds; returns the next backoff."""
+        """Mark the service for another reconcile after `backoff` seconds, or as soon as its spec changes;
+        returns the next backoff."""
         self._dirty.add(key)
-        await asyncio.sleep(backoff)
+        body = self.view.get(INFERENCE_SERVICE.kind, *key)
+        changed = asyncio.Event()
+        self._retrying[key] = (body["metadata"].get("generation") if body else None, changed)
+        try:
+            await asyncio.wait_for(changed.wait(), backoff)
+        except TimeoutError:
+            pass
+        finally:
+            del self._retrying[key]
         return min(backoff * 2, MAX_BACKOFF)
 
     async def _report_failure(self, key: Key, reason: str, message: str) -> None:

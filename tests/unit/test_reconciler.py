@@ -129,6 +129,43 @@ def test_a_bug_in_planning_is_logged_counted_shown_and_retried(
     assert failures and failures[0].exc_info is not None, "logged with its traceback"
 
 
+def test_a_new_spec_ends_a_retry_backoff_and_the_operators_own_writes_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A service whose reconciles failed while the API server was unwell waits out a backoff that
+    doubles up to a minute: the user's change after the outage must not wait with it."""
+
+    async def scenario() -> None:
+        attempts: asyncio.Queue[float] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def unavailable(service: object, inputs: PlanInputs) -> None:
+            attempts.put_nowait(loop.time())
+            raise ApiError(503, "etcdserver: request timed out")
+
+        monkeypatch.setattr("kubeserve.reconciler.plan_service", unavailable)
+        body = isvc(SKLEARN)
+        reconciler, _ = reconciler_for(body)
+        reconciler.enqueue(NAMESPACE, NAME, 1)
+        for _ in range(3):  # after 0.5 s, then 1 s: the next wait is 2 s
+            await attempts.get()
+        await asyncio.sleep(0.1)
+        status_only = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}
+        reconciler.view.record("InferenceService", "MODIFIED", status_only)
+        reconciler.enqueue(NAMESPACE, NAME, 1)
+        with pytest.raises(TimeoutError):  # the same generation again waits out the backoff
+            await asyncio.wait_for(attempts.get(), 0.5)
+        changed = {**body, "metadata": {**body["metadata"], "resourceVersion": "3", "generation": 2}}
+        reconciler.view.record("InferenceService", "MODIFIED", changed)
+        told = loop.time()
+        reconciler.enqueue(NAMESPACE, NAME, 2)
+        tried = await asyncio.wait_for(attempts.get(), 1.0)
+        assert tried - told < 0.2, "a new generation is tried at once, not after the 2 s backoff"
+        await reconciler.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
 @pytest.mark.parametrize("levels", [SPEC_DEPTH, 900, 5000])
 def test_a_spec_nested_too_deep_is_refused_with_a_condition_and_an_event(levels: int) -> None:
     """900 levels still decode (under Python's recursion limit); 5000 are pruned by the decoder."""
@@ -172,3 +209,41 @@ def test_a_namespace_being_deleted_ends_the_reconcile_quietly(
     assert (NAMESPACE, NAME) not in reconciler._running
     assert api.statuses == [] and api.events == [], "nothing written into the namespace being deleted"
     assert not [r for r in caplog.records if r.levelno >= 30], "no warning or error for it"
+
+
+def test_a_pass_over_every_service_takes_those_not_ready_for_their_spec_first() -> None:
+    """An operator killed again and again, each life shorter than a pass over all, still reaches the
+    services someone waits for (the chaos run's kill phase never ended when it went by name)."""
+    ready_now = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    statuses: dict[str, dict[str, Any]] = {
+        "a-settled": ready_now,
+        "b-new": {},
+        "c-changed": {**ready_now, "observedGeneration": 0},
+        "d-failing": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False"}]},
+        "e-settled": ready_now,
+    }
+    view = ClusterView()
+    for name, status in statuses.items():
+        body = isvc(SKLEARN)
+        view.record(
+            "InferenceService",
+            "ADDED",
+            {**body, "metadata": {**body["metadata"], "name": name}, "status": status},
+        )
+    reconciled: list[str] = []
+
+    async def scenario() -> None:
+        reconciler = Reconciler(FakeApi({}), view, OperatorConfig())  # type: ignore[arg-type]
+        reconciler._slots = asyncio.Semaphore(1)
+
+        async def reconcile(namespace: str, name: str) -> None:
+            reconciled.append(name)
+
+        reconciler.reconcile = reconcile  # type: ignore[method-assign]
+        reconciler.enqueue_all()
+        workers = list(reconciler._running.values())
+        reconciler.synced.set()
+        await asyncio.gather(*workers)
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert reconciled == ["b-new", "c-changed", "d-failing", "a-settled", "e-settled"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeserve.apply import decoding
-from kubeserve.apply.resources import CHILD_KINDS
+from kubeserve.apply.resources import CHILD_KINDS, INFERENCE_SERVICE
 from kubeserve.planning.naming import LABEL_SERVICE
 
 Body = dict[str, Any]
@@ -104,6 +104,17 @@ def failing_containers(statuses: list[Mapping[str, Any]]) -> list[dict[str, Any]
     return failing
 
 
+def _settled(kind: str, body: Mapping[str, Any]) -> bool:
+    """An InferenceService Ready=True for its current spec: after a restart, the others are re-examined
+    first, since someone waits for their verdict."""
+    if kind != INFERENCE_SERVICE.kind:
+        return False
+    status = body.get("status") or {}
+    if status.get("observedGeneration") != body["metadata"].get("generation"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 def _version(value: str) -> int | None:
     """A resourceVersion as a number: opaque by contract, but the API server hands out etcd revisions."""
     return int(value) if value.isdigit() else None
@@ -117,6 +128,7 @@ class Entry:
     version: str
     service: str | None
     owners: tuple[str, ...]
+    settled: bool
     packed: bytes
     dictionary: bytes
     """What `packed` was compressed against: shared by the entries of a kind, not a copy each."""
@@ -133,6 +145,7 @@ class Entry:
             metadata.get("resourceVersion", ""),
             (metadata.get("labels") or {}).get(LABEL_SERVICE),
             tuple(o.get("uid", "") for o in metadata.get("ownerReferences") or []),
+            _settled(kind, body),
             packer.compress(text) + packer.flush(),
             dictionary,
         )
@@ -210,6 +223,11 @@ class ClusterView:
         by_namespace = self._objects[kind]
         spaces = [namespace] if namespace is not None else list(by_namespace)
         return [(space, name) for space in spaces for name in by_namespace.get(space, {})]
+
+    def unsettled_first(self, kind: str, namespace: str | None = None) -> list[Key]:
+        """`keys`, those of objects not yet Ready for their current spec first."""
+        by_namespace = self._objects[kind]
+        return sorted(self.keys(kind, namespace), key=lambda key: by_namespace[key[0]][key[1]].settled)
 
     def all(self, kind: str, namespace: str | None = None) -> list[Body]:
         by_namespace = self._objects[kind]

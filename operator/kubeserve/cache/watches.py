@@ -71,7 +71,8 @@ POD = Resource("v1", "Pod", "pods")
 
 
 def _service(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
-    reconciler.enqueue(body["metadata"]["namespace"], body["metadata"]["name"])
+    metadata = body["metadata"]
+    reconciler.enqueue(metadata["namespace"], metadata["name"], metadata.get("generation"))
 
 
 def _namespace(reconciler: Reconciler, body: Mapping[str, Any]) -> None:
