@@ -125,16 +125,19 @@ def kills(state: ClusterState, workdir: Path, services: int, every: float) -> di
     }
 
 
-async def _all_ready_at_generation(http: httpx.AsyncClient, namespace: str, services: int) -> bool:
+async def _at_generation(http: httpx.AsyncClient, namespace: str) -> tuple[int, int]:
+    """How many services have a verdict for their current spec (the operator acted on it: the new
+    revision applied), and how many of those are Ready (its pods rolled out by the control plane)."""
     response = await http.get(ISVC_PATH.format(namespace=namespace))
     if response.status_code != 200:
-        return False
-    done = 0
+        return 0, 0
+    seen = ready = 0
     for item in response.json()["items"]:
         status = item.get("status") or {}
-        ready = {c["type"]: c["status"] for c in status.get("conditions") or []}.get("Ready")
-        done += ready == "True" and status.get("observedGeneration") == item["metadata"]["generation"]
-    return done == services
+        if status.get("observedGeneration") == item["metadata"]["generation"]:
+            seen += 1
+            ready += {c["type"]: c["status"] for c in status.get("conditions") or []}.get("Ready") == "True"
+    return seen, ready
 
 
 async def _change_every_service(http: httpx.AsyncClient, namespace: str, services: int) -> None:
@@ -162,7 +165,7 @@ def control_plane_failures(
         plane.kill_and_restart("kube-apiserver")
         etcd = state.processes["etcd"]
 
-        async def go() -> float:
+        async def go() -> tuple[float, float]:
             async with admin_client(state) as http:
                 for _ in range(300):
                     try:
@@ -184,17 +187,25 @@ def control_plane_failures(
                     except httpx.HTTPError:
                         await asyncio.sleep(0.5)
                 deadline = resumed + TIMEOUT
-                while not await _all_ready_at_generation(http, "chaos", services):
+                acted: float | None = None
+                while (counts := await _at_generation(http, "chaos")) != (services, services):
+                    if acted is None and counts[0] == services:
+                        acted = time.monotonic() - resumed
                     if time.monotonic() > deadline:
                         raise TimeoutError("services did not converge after etcd resumed")
                     await asyncio.sleep(0.2)
-                return time.monotonic() - resumed
+                return acted or time.monotonic() - resumed, time.monotonic() - resumed
 
-        converged = asyncio.run(go())
+        acted, converged = asyncio.run(go())
         alive = operator.process.poll() is None
     finally:
         operator.stop()
-    return {"etcd_pause_s": pause, "all_ready_after_resume_s": converged, "operator_survived": float(alive)}
+    return {
+        "etcd_pause_s": pause,
+        "all_acted_on_after_resume_s": acted,
+        "all_ready_after_resume_s": converged,
+        "operator_survived": float(alive),
+    }
 
 
 def drift(state: ClusterState, workdir: Path, samples: int) -> dict[str, float]:
