@@ -9,8 +9,9 @@ Starts its own control plane and operator, then:
 2. **API server and etcd.** Kills the API server (SIGKILL) and starts it again
    with the same command line, then pauses etcd (SIGSTOP) for `--pause` seconds.
    After etcd resumes, every service is changed (a new revision) and the time
-   from the resume until all report Ready for their new generation is measured:
-   the operator's watches must have resumed by themselves.
+   from the resume until each has a verdict for its new generation (the
+   operator's part), and until all report Ready for it, is measured: the
+   operator's watches must have resumed by themselves.
 3. **Drift.** Edits a Deployment's replicas by hand, several times, and measures
    the time until the operator restored it.
 
