@@ -67,16 +67,40 @@ def test_the_runtime_container_is_templated_and_the_model_args_appended() -> Non
 
 
 def test_model_fields_replace_the_runtimes_and_runtime_version_replaces_the_tag() -> None:
-    resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}
+    ports = [{"name": "http1", "containerPort": 9000, "protocol": "TCP"}]
     spec = {
-        "predictor": {
-            "model": {**SKLEARN["predictor"]["model"], "resources": resources, "runtimeVersion": "9.9"}
-        }
+        "predictor": {"model": {**SKLEARN["predictor"]["model"], "ports": ports, "runtimeVersion": "9.9"}}
     }
     container = serving_container(plan_service(service(spec), inputs()))
-    assert container["resources"] == resources
+    assert container["ports"] == ports
     assert container["image"] == "ghcr.io/kubeserve/model-server:9.9"
     assert "modelFormat" not in container and "storageUri" not in container
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (  # the runtime's: requests cpu 100m, memory 256Mi; limits cpu 1, memory 2Gi
+            {"limits": {"cpu": "2"}},
+            {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        ),
+        (
+            {"requests": {"cpu": "2", "nvidia.com/gpu": "1"}, "limits": {"cpu": "2", "nvidia.com/gpu": "1"}},
+            {
+                "requests": {"cpu": "2", "memory": "256Mi", "nvidia.com/gpu": "1"},
+                "limits": {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "1"},
+            },
+        ),
+    ],
+)
+def test_model_resources_replace_the_runtimes_resource_by_resource(
+    model: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """As KServe's strategic merge of the two containers: a model that raises its CPU limit keeps the
+    runtime's requests and memory limit, instead of losing them (and its requests with them)."""
+    spec = {"predictor": {"model": {**SKLEARN["predictor"]["model"], "resources": model}}}
+    container = serving_container(plan_service(service(spec), inputs()))
+    assert container["resources"] == expected
 
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4

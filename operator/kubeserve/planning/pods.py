@@ -2,11 +2,13 @@
 
 Merging follows KServe: the runtime's first container serves the model; the
 model's own args are appended to the runtime's, its env entries replace the
-runtime's of the same name, and any other container field it sets (resources,
-ports, probes) replaces the runtime's. Pod-level fields of the runtime come
-first and the component's are laid over them. Unlike KServe, a securityContext
-merges field by field, and every container starts from the `restricted` level
-(`hardening`). The storage plan's sidecars (a modelcar) follow the serving
+runtime's of the same name, its resource requests and limits replace the
+runtime's of the same resource (KServe's strategic merge of the two: a model
+that sets only `limits.cpu` keeps the runtime's requests and memory limit),
+and any other container field it sets (ports, probes) replaces the runtime's.
+Pod-level fields of the runtime come first and the component's are laid over
+them. Unlike KServe, a securityContext merges field by field, and every
+container starts from the `restricted` level (`hardening`). The storage plan's sidecars (a modelcar) follow the serving
 containers; when they share the pod's processes, the model server, the sidecars
 and the storage plan's init containers run as one user and group
 (`storage.shared_identity`).
@@ -79,6 +81,14 @@ def _merge_env(base: list[dict[str, Any]], overrides: list[dict[str, Any]]) -> l
     return [entry for entry in base if entry["name"] not in names] + overrides
 
 
+def _merge_resources(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = {**base, **overrides}
+    for amounts in ("requests", "limits"):
+        if amounts in base and amounts in overrides:
+            merged[amounts] = {**base[amounts], **overrides[amounts]}
+    return merged
+
+
 def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) -> dict[str, Any]:
     """The runtime's first container, templated, with the model's own fields laid over it."""
     assert parts.model is not None and parts.runtime is not None
@@ -99,6 +109,8 @@ def _model_container(parts: PodParts, runtime_containers: list[dict[str, Any]]) 
     env = overrides.pop("env", [])
     overrides.pop("name", None)
     security = layered(container.get("securityContext") or {}, overrides.pop("securityContext", None) or {})
+    if "resources" in overrides:
+        overrides["resources"] = _merge_resources(container.get("resources") or {}, overrides["resources"])
     container.update(overrides)
     if security:
         container["securityContext"] = security
