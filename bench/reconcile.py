@@ -293,8 +293,17 @@ class Batch:
 async def watch_until_all(
     http: httpx.AsyncClient, batch: Batch, path: str, version: str, done: Callable[[dict[str, Any]], bool]
 ) -> None:
-    """One watch on `path`: the first moment each object is `done`, until all of the batch are."""
+    """One watch on `path`: the first moment each object is `done`, until all of the batch are. A watch
+    whose version expired (410: 5000 services' churn outruns the watch cache) lists and goes on from there."""
     while True:
+        if not version:
+            listed = (await http.get(path)).raise_for_status().json()
+            for obj in listed["items"]:
+                if done(obj):
+                    batch.ready.setdefault(obj["metadata"]["name"], time.monotonic())
+            if len(batch.ready) == batch.size:
+                return
+            version = listed["metadata"]["resourceVersion"]
         params = {
             "watch": "1",
             "resourceVersion": version,
@@ -305,6 +314,9 @@ async def watch_until_all(
             async for line in stream.aiter_lines():
                 event = json.loads(line)
                 obj = event["object"]
+                if event["type"] == "ERROR" and obj.get("code") == 410:
+                    version = ""
+                    break
                 if event["type"] == "ERROR":
                     raise RuntimeError(f"watch failed: {obj}")
                 version = obj["metadata"]["resourceVersion"]

@@ -67,7 +67,6 @@ from tests.node.workloads import (
     upload_models,
 )
 
-RUNTIME_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 NAME = "iris"
 PREDICTOR = f"{NAME}-predictor"
 STEPS = ("wake", "created", "scheduled", "init running", "init done", "server running", "Ready", "routed")
@@ -287,9 +286,7 @@ def run(kube: k8s.ApiClient, operator_namespace: str, args: argparse.Namespace) 
         isvcs = Isvcs(kube, namespace)
         iris = served(NAME, "sklearn", "s3://models/sklearn/iris", minReplicas=0, maxReplicas=1)
         if args.cpu_limit:
-            # The runtime's resources otherwise: the model's replace them whole.
-            limits = {"cpu": args.cpu_limit, "memory": "2Gi"}
-            iris["spec"]["predictor"]["model"]["resources"] = {"requests": RUNTIME_REQUESTS, "limits": limits}
+            iris["spec"]["predictor"]["model"]["resources"] = {"limits": {"cpu": args.cpu_limit}}
         iris["metadata"]["annotations"] = {"serving.kubeserve.io/scale-to-zero-window": str(args.window)}
         isvcs.apply(iris)
         isvcs.wait_ready(NAME, timeout=180)
