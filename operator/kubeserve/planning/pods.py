@@ -8,10 +8,10 @@ that sets only `limits.cpu` keeps the runtime's requests and memory limit),
 and any other container field it sets (ports, probes) replaces the runtime's.
 Pod-level fields of the runtime come first and the component's are laid over
 them. Unlike KServe, a securityContext merges field by field, and every
-container starts from the `restricted` level (`hardening`). The storage plan's sidecars (a modelcar) follow the serving
-containers; when they share the pod's processes, the model server, the sidecars
-and the storage plan's init containers run as one user and group
-(`storage.shared_identity`).
+container starts from the `restricted` level (`hardening`). The storage plan's
+sidecars (a modelcar) follow the serving containers; when they share the
+pod's processes, the model server, the sidecars and the storage plan's init
+containers run as one user and group (`storage.shared_identity`).
 """
 
 from __future__ import annotations
